@@ -1,0 +1,105 @@
+"""`gitgate ...`: parse flags, run one command, turn every failure into one line and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from gitgate import __version__
+from gitgate.commands import check, init, lint, schema_cmd, serve, status, verify
+from gitgate.errors import GitgateError, UsageError
+from gitgate.settings import add
+
+Runner = Callable[[argparse.Namespace], int]
+
+
+def _repo_flags(p: argparse.ArgumentParser) -> None:
+    add(p, "--repo", default="./approvals", help="approvals repo: a local path or a git URL (file, ssh, https)")
+    add(p, "--branch", default="main", help="branch to answer from")
+    add(p, "--path", default="gates", help="folder of gate files in the repo (e.g. clusters/prod/gates)")
+    add(p, "--state-dir", default=".gitgate", help="where the clone, the last verified commit and keys live")
+    add(p, "--token", help="token for https git URLs (also read from GITHUB_TOKEN / GITLAB_TOKEN)")
+
+
+def _trust_flags(p: argparse.ArgumentParser) -> None:
+    add(p, "--trust-ssh", metavar="FILE", help="OpenSSH allowed_signers file of trusted signers")
+    add(p, "--trust-gpg", metavar="FILE|DIR", help="armored public keys; only their fingerprints are trusted")
+    add(
+        p,
+        "--verify",
+        default="all",
+        choices=["all", "head", "off"],
+        help="which new commits must be signed by a trusted key (off: UNVERIFIED)",
+    )
+    add(p, "--trust-from", metavar="SHA", help="with no state yet: verify every commit after this one")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="gitgate", description="GitOps-native manual approval gate for Flagger canaries."
+    )
+    top.add_argument("--version", action="version", version=f"gitgate {__version__}")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("serve", help="answer Flagger's gate webhooks from the latest verified commit")
+    _repo_flags(p)
+    _trust_flags(p)
+    add(p, "--interval", help="how often to fetch (default 30s; 1s for a local path)")
+    add(p, "--listen", default="0.0.0.0:8080", help="HOST:PORT to listen on")
+    add(p, "--admin-token", help="bearer token for /gate/open, /gate/close, /rollback/open, /rollback/close")
+    add(p, "--log-format", default="text", choices=["text", "json"], help="log lines for people or as JSON")
+    p.set_defaults(run=serve.run)
+
+    p = sub.add_parser("init", help="create a new approvals repo with a local signing key")
+    p.add_argument("directory", nargs="?", default="./approvals", help="where (default ./approvals)")
+    add(p, "--state-dir", default=".gitgate", help="where the signing key and trust roots go")
+    p.set_defaults(run=init.run)
+
+    p = sub.add_parser("lint", help="check gate and policy files")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="repo roots or files (default .)")
+    add(p, "--path", default="gates", help="folder of gate files inside a repo root")
+    p.set_defaults(run=lint.run)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of gate and policy files")
+    p.set_defaults(run=schema_cmd.run)
+
+    p = sub.add_parser("check", help="answer one check as the service would, with the reason")
+    p.add_argument("--namespace", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument(
+        "--hook", required=True, help="confirm-rollout | confirm-traffic-increase | confirm-promotion | rollback | *"
+    )
+    p.add_argument("--checksum", help="Flagger's checksum of the revision")
+    p.add_argument("--phase", help="the canary's phase, as Flagger sends it")
+    add(p, "--url", help="ask a running service (e.g. http://gitgate.flagger-system) instead of the repo")
+    _repo_flags(p)
+    _trust_flags(p)
+    p.set_defaults(run=check.run)
+
+    p = sub.add_parser("verify", help="what the reconciler would accept, commit by commit, and why")
+    p.add_argument("rev", nargs="?", help="commit to check (default: the branch head)")
+    _repo_flags(p)
+    _trust_flags(p)
+    p.set_defaults(run=verify.run)
+
+    p = sub.add_parser("status", help="what a running service answers from, and why")
+    add(p, "--url", default="http://127.0.0.1:8080", help="the service")
+    p.add_argument("--json", action="store_true", help="print the raw /api/v1/status JSON")
+    p.set_defaults(run=status.run)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    runner: Runner = args.run
+    try:
+        return runner(args)
+    except UsageError as e:
+        print(f"gitgate {args.command}: {e}", file=sys.stderr)
+        return 2
+    except GitgateError as e:
+        print(f"gitgate {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,78 @@
+"""`gitgate serve`: answer Flagger's gate webhooks from the latest verified commit."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+import waitress
+
+from gitgate import logs
+from gitgate.commands.init import init_repo
+from gitgate.metrics import Metrics
+from gitgate.server import create_app
+from gitgate.service import DEFAULT_REPO, build_reconciler, repo_settings
+from gitgate.settings import listen_address, seconds
+from gitgate.state import StateDir
+
+log = logging.getLogger("gitgate")
+# Measured (bench/servers.py, docs/performance.md): waitress with 8 threads answered checks
+# fastest of the servers tried on 2 cores; more threads only added context switches.
+THREADS = 8
+
+
+def run(args: argparse.Namespace) -> int:
+    logs.setup(args.log_format)
+    host, port = listen_address(args.listen)
+    if args.repo == DEFAULT_REPO and not Path(DEFAULT_REPO).exists():
+        log.info("no %s: creating the embedded default approvals repo (gitgate init)", DEFAULT_REPO)
+        init_repo(Path(DEFAULT_REPO), StateDir(Path(args.state_dir).resolve()))
+    rs = repo_settings(args)
+    interval = seconds(args.interval or ("1s" if rs.is_local else "30s"), "--interval")
+    rs.state.lock()
+    metrics = Metrics()
+    reconciler = build_reconciler(args, rs, metrics)
+    reconciler.resume()
+    stop = threading.Event()
+    worker = threading.Thread(target=reconciler.run, args=(stop, interval), name="reconciler", daemon=True)
+    worker.start()
+    app = create_app(source=reconciler, metrics=metrics, admin_token=args.admin_token or None)
+    log.info(
+        "gitgate serving %s branch %s (%s) on http://%s:%d, %s",
+        rs.repo,
+        rs.branch,
+        rs.path,
+        host,
+        port,
+        reconciler.trust.describe(),
+    )
+
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+        reconciler.trigger()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        waitress.serve(
+            app,
+            host=host,
+            port=port,
+            threads=THREADS,
+            ident="gitgate",
+            max_request_body_size=1 << 20,
+            channel_timeout=30,
+            _quiet=True,
+        )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        reconciler.trigger()
+        rs.state.unlock()
+    return 0

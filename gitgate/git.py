@@ -1,0 +1,263 @@
+"""The only place gitgate runs git. Every call goes through `run`, with a pinned environment."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitgate.errors import GitError, GitgateError
+
+# Variables that change where or how git works; a leaked one (from a hook, a CI job, a shell)
+# must never redirect gitgate's reads. Kept: transport settings a user sets on purpose.
+_KEEP = {
+    "GIT_SSH",
+    "GIT_SSH_COMMAND",
+    "GIT_SSL_CAINFO",
+    "GIT_SSL_NO_VERIFY",
+    "GIT_ASKPASS",
+    "GIT_HTTP_PROXY_AUTHMETHOD",
+    "GIT_PROXY_COMMAND",
+    "GIT_TRACE",
+    "GIT_CURL_VERBOSE",
+}
+ZERO = "0" * 40
+
+
+def clean_env(extra: Mapping[str, str] | None = None, *, isolated: bool = True) -> dict[str, str]:
+    """The environment for git: no leaked GIT_* variables; with `isolated`, no user or system
+    config either (gitgate's own clone follows gitgate's settings only)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in _KEEP}
+    env.update(LC_ALL="C", LANGUAGE="C", GIT_TERMINAL_PROMPT="0")
+    if isolated:
+        env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run(
+    *args: str,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    stdin: bytes | None = None,
+    check: bool = True,
+    timeout: float | None = 300,
+    isolated: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run git; raise GitError (command, exit code, stderr) unless `check` is False.
+    `isolated=False` is for a person's own working repo, where their identity and config apply."""
+    cmd = ("git", *args)
+    try:
+        proc = subprocess.run(
+            cmd,
+            cwd=cwd,
+            env=clean_env(env, isolated=isolated),
+            input=stdin,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError as e:
+        raise GitgateError("git is not installed or not on PATH; install git 2.34 or newer") from e
+    except subprocess.TimeoutExpired as e:
+        raise GitError(cmd, -1, b"", f"timed out after {timeout}s".encode()) from e
+    if check and proc.returncode != 0:
+        raise GitError(cmd, proc.returncode, proc.stdout, proc.stderr)
+    return proc
+
+
+@dataclass(frozen=True, slots=True)
+class TreeEntry:
+    mode: str
+    kind: str  # blob | tree | commit
+    oid: str
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommitSignature:
+    commit: str
+    status: str  # git's %G?: G good, B bad, U untrusted/unknown validity, N none, E cannot check, ...
+    fingerprint: str  # %GF: the signing key (hex for GPG, SHA256:... for SSH)
+    primary: str  # %GP: the GPG primary key
+    signer: str  # %GS: GPG user id, or the SSH principal from allowed_signers
+    author: str
+    committed_at: int
+    subject: str
+
+
+def token_env(token: str | None, username: str = "x-access-token") -> dict[str, str]:
+    """HTTPS credentials as a config entry in the environment: never in argv, never on disk."""
+    if not token:
+        return {}
+    basic = base64.b64encode(f"{username}:{token}".encode()).decode()
+    return {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "http.extraHeader",
+        "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
+    }
+
+
+class Mirror:
+    """gitgate's own bare clone of the approvals repo, inside the state dir."""
+
+    def __init__(self, git_dir: Path, *, env: Mapping[str, str] | None = None) -> None:
+        self.git_dir = git_dir
+        self._env = dict(env or {})
+        self._lock = threading.Lock()
+
+    def git(
+        self,
+        *args: str,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+        timeout: float | None = 300,
+    ) -> subprocess.CompletedProcess[bytes]:
+        merged = {**self._env, **(env or {})}
+        return run("--git-dir", str(self.git_dir), *args, env=merged, stdin=stdin, check=check, timeout=timeout)
+
+    def exists(self) -> bool:
+        return (self.git_dir / "HEAD").is_file() and (self.git_dir / "objects").is_dir()
+
+    def create(self, url: str) -> None:
+        self.git_dir.parent.mkdir(parents=True, exist_ok=True)
+        run("init", "--bare", "-q", str(self.git_dir))
+        self.git("config", "remote.origin.url", url)
+        self.git("config", "gc.auto", "0")  # never let an automatic gc race a reconcile
+
+    def fetch(self, branch: str, *, timeout: float = 120) -> None:
+        refspec = f"+refs/heads/{branch}:refs/remotes/origin/{branch}"
+        self.git("fetch", "--quiet", "--no-tags", "--no-recurse-submodules", "origin", refspec, timeout=timeout)
+
+    def rev(self, ref: str) -> str | None:
+        """The commit a ref or id names, or None if there is none (or it is not a commit)."""
+        proc = self.git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}", check=False)
+        out = proc.stdout.decode().strip()
+        return out if proc.returncode == 0 and out else None
+
+    def set_ref(self, ref: str, commit: str) -> None:
+        self.git("update-ref", ref, commit)
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        proc = self.git("merge-base", "--is-ancestor", ancestor, descendant, check=False)
+        if proc.returncode not in (0, 1):
+            raise GitError(("git", "merge-base"), proc.returncode, proc.stdout, proc.stderr)
+        return proc.returncode == 0
+
+    def first_parent_path(self, base: str | None, head: str) -> list[str]:
+        """Commits on head's first-parent chain after `base` (all of it if None), oldest first."""
+        spec = [head] if base is None else [f"{base}..{head}"]
+        out = self.git("rev-list", "--first-parent", "--reverse", *spec).stdout.decode()
+        return out.split()
+
+    def signatures(
+        self, commits: Iterable[str], *, env: Mapping[str, str], config: Iterable[str]
+    ) -> dict[str, CommitSignature]:
+        """Signature facts for many commits in one git process (never %GT: it aborts git 2.39)."""
+        ids = list(commits)
+        if not ids:
+            return {}
+        fmt = "%H%x00%G?%x00%GF%x00%GP%x00%GS%x00%an <%ae>%x00%ct%x00%s%x1e"
+        args: list[str] = []
+        for item in config:
+            args += ["-c", item]
+        proc = self.git(
+            *args,
+            "log",
+            "--no-walk=unsorted",
+            "--no-show-signature",
+            f"--format={fmt}",
+            "--stdin",
+            env=env,
+            stdin="\n".join(ids).encode(),
+        )
+        result = {}
+        for raw in proc.stdout.decode("utf-8", "replace").split("\x1e"):
+            record = raw.strip("\n")
+            if not record:
+                continue
+            sha, status, fpr, primary, signer, author, ct, subject = record.split("\x00", 7)
+            result[sha] = CommitSignature(sha, status, fpr, primary, signer, author, int(ct), subject)
+        return result
+
+    def commit_time(self, commit: str) -> int:
+        out = self.git("log", "-1", "--no-show-signature", "--format=%ct", commit).stdout
+        return int(out.decode().strip())
+
+    def tree_kind(self, commit: str, path: str) -> str | None:
+        """'tree', 'blob', ... for commit:path, or None if the path is absent."""
+        proc = self.git("cat-file", "-t", f"{commit}:{path}", check=False)
+        return proc.stdout.decode().strip() if proc.returncode == 0 else None
+
+    def ls_tree(self, commit: str, path: str) -> list[TreeEntry]:
+        """Every entry below folder `path` of `commit`, recursively, with repo-relative paths."""
+        spec = f"{commit}:{path}" if path else f"{commit}^{{tree}}"
+        out = self.git("ls-tree", "-r", "-z", "--full-tree", spec).stdout
+        entries = []
+        prefix = f"{path}/" if path else ""
+        for item in out.split(b"\0"):
+            if not item:
+                continue
+            meta, _, name = item.partition(b"\t")
+            mode, kind, oid = meta.decode().split(" ")
+            entries.append(TreeEntry(mode, kind, oid, prefix + name.decode("utf-8", "surrogateescape")))
+        return entries
+
+    def entry(self, commit: str, path: str) -> TreeEntry | None:
+        out = self.git("ls-tree", "-z", "--full-tree", commit, "--", path).stdout
+        for item in out.split(b"\0"):
+            meta, _, name = item.partition(b"\t")
+            if name.decode("utf-8", "surrogateescape") == path:
+                mode, kind, oid = meta.decode().split(" ")
+                return TreeEntry(mode, kind, oid, path)
+        return None
+
+    def read_blobs(self, oids: Iterable[str], *, limit: int) -> dict[str, bytes | None]:
+        """Many blobs through one `git cat-file --batch`; a blob over `limit` bytes maps to None."""
+        wanted = list(dict.fromkeys(oids))
+        if not wanted:
+            return {}
+        cmd = ("git", "--git-dir", str(self.git_dir), "cat-file", "--batch")
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(self._env)
+        )
+        stdin, stdout = proc.stdin, proc.stdout
+        if stdin is None or stdout is None:  # pragma: no cover - PIPE always gives both
+            raise GitgateError("could not start git cat-file")
+
+        def feed() -> None:
+            try:
+                stdin.write("".join(f"{oid}\n" for oid in wanted).encode())
+                stdin.close()
+            except BrokenPipeError:
+                pass
+
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
+        result: dict[str, bytes | None] = {}
+        try:
+            for oid in wanted:
+                header = stdout.readline().decode().split()
+                if len(header) != 3 or header[1] != "blob":
+                    raise GitError(cmd, -1, b"", f"object {oid} is not a blob: {header}".encode())
+                size = int(header[2])
+                if size <= limit:
+                    result[oid] = stdout.read(size + 1)[:-1]
+                    continue
+                remaining = size + 1  # too large to parse: skip it without holding it in memory
+                while remaining:
+                    remaining -= len(stdout.read(min(remaining, 1 << 20)) or b"x" * remaining)
+                result[oid] = None
+        finally:
+            writer.join()
+            stderr = proc.stderr.read() if proc.stderr else b""
+            code = proc.wait()
+        if code != 0:
+            raise GitError(cmd, code, b"", stderr)
+        return result

@@ -1,0 +1,284 @@
+"""Which commit is trusted: fetch -> verify -> snapshot -> persist -> atomic swap. SPEC §3.
+
+Checks read `Reconciler.snapshot`, a reference to an immutable Snapshot replaced in one
+assignment, so a check always sees one whole commit and never waits on git.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from gitgate.errors import GitError, GitgateError, InvalidFiles
+from gitgate.git import Mirror
+from gitgate.metrics import Metrics
+from gitgate.model import Snapshot
+from gitgate.snapshot import SnapshotBuilder
+from gitgate.state import StateDir, Verified
+from gitgate.timeutil import format_timestamp
+from gitgate.trust import TrustRoots, Verdict, VerifyMode
+
+log = logging.getLogger("gitgate.reconcile")
+VERIFIED_REF = "refs/gitgate/verified"
+REFUSALS_KEPT = 20
+
+
+@dataclass(frozen=True)
+class Refusal:
+    commit: str
+    kind: str  # signature | rewrite | invalid | missing
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: str  # advanced | unchanged | refused | fetch-failed
+    commit: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What --verify makes of moving from `base` to `head`: a verdict per commit checked, and the
+    refusal (kind, reason) if the move is not allowed. Gate files are checked separately."""
+
+    verdicts: list[Verdict]
+    refusal: tuple[str, str] | None
+
+
+def evaluate(
+    mirror: Mirror, trust: TrustRoots, *, base: str | None, head: str, trust_from: str | None = None
+) -> Evaluation:
+    if base is not None:
+        if mirror.rev(base) is None:
+            return Evaluation(
+                [],
+                (
+                    "rewrite",
+                    f"the last verified commit {base[:12]} is gone from the "
+                    "branch: it was rewritten; answers stay as they were until it is restored",
+                ),
+            )
+        if not mirror.is_ancestor(base, head):
+            return Evaluation(
+                [],
+                (
+                    "rewrite",
+                    f"{head[:12]} does not descend from the last verified "
+                    f"commit {base[:12]}: the branch was rewritten (force push or reset)",
+                ),
+            )
+    elif trust_from:
+        start = mirror.rev(trust_from)
+        if start is None or not mirror.is_ancestor(start, head):
+            return Evaluation([], ("rewrite", f"--trust-from {trust_from} is not an ancestor of {head[:12]}"))
+        base = start
+    if trust.mode is VerifyMode.OFF:
+        return Evaluation([], None)
+    only_head = trust.mode is VerifyMode.HEAD or base is None
+    commits = [head] if only_head or base is None else mirror.first_parent_path(base, head)
+    verdicts = trust.verify(mirror, commits)
+    bad = next((v for v in verdicts if not v.trusted), None)
+    if bad is None:
+        return Evaluation(verdicts, None)
+    where = "" if bad.commit == head else f" (on the way to {head[:12]})"
+    return Evaluation(verdicts, ("signature", f"commit {bad.commit[:12]}{where}: {bad.reason}"))
+
+
+class Reconciler:
+    def __init__(
+        self,
+        *,
+        repo: str,
+        branch: str,
+        mirror: Mirror,
+        state: StateDir,
+        trust: TrustRoots,
+        builder: SnapshotBuilder,
+        metrics: Metrics,
+        trust_from: str | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.repo = repo
+        self.branch = branch
+        self.mirror = mirror
+        self.state = state
+        self.trust = trust
+        self.builder = builder
+        self.metrics = metrics
+        self.trust_from = trust_from
+        self.clock = clock
+        self.snapshot: Snapshot | None = None
+        self.verified: Verified | None = None
+        self.refusals: collections.deque[Refusal] = collections.deque(maxlen=REFUSALS_KEPT)
+        self.last_fetch: datetime | None = None
+        self.last_fetch_ok: datetime | None = None
+        self.last_fetch_error: str = ""
+        self.remote_head: str = ""
+        self._refused_heads: dict[str, Refusal] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        metrics.unverified.set(1 if trust.mode is VerifyMode.OFF else 0)
+
+    # --- start-up ---------------------------------------------------------------------------
+
+    def resume(self) -> None:
+        """Serve the last verified commit from the state dir at once, before any fetch."""
+        verified = self.state.load()
+        if verified is not None and (verified.repo, verified.branch) != (self.repo, self.branch):
+            raise GitgateError(
+                f"--state-dir {self.state.path} belongs to {verified.repo} branch {verified.branch}, "
+                f"not {self.repo} branch {self.branch}; use another --state-dir for this repo"
+            )
+        if not self.mirror.exists():
+            self.mirror.create(self.repo)
+        if verified is None:
+            return
+        self.verified = verified
+        if self.mirror.rev(verified.commit) is None:
+            log.warning(
+                "verified commit %s is not in the local clone; it must come back with the next fetch",
+                verified.commit[:12],
+            )
+            return
+        self._serve(verified.commit)
+
+    def _serve(self, commit: str) -> bool:
+        try:
+            snap = self.builder.build(commit, verified=self.trust.mode is not VerifyMode.OFF)
+        except InvalidFiles as e:
+            self._refuse(commit, "invalid", str(e))
+            return False
+        self.snapshot = snap
+        self.metrics.ready.set(1)
+        self.metrics.gates.set(len(snap.gates))
+        if self.verified:
+            self.metrics.verified_commit_time.set(self.verified.committed_at)
+        return True
+
+    # --- one reconcile ----------------------------------------------------------------------
+
+    def reconcile(self) -> Outcome:
+        """Fetch, and move to the branch head if it is trusted. One at a time."""
+        with self._lock:
+            started = time.perf_counter()
+            outcome = self._reconcile()
+            self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
+            self.metrics.reconciles.labels(outcome.result).inc()
+            return outcome
+
+    def _reconcile(self) -> Outcome:
+        self.last_fetch = self.clock()
+        try:
+            self.mirror.fetch(self.branch)
+        except GitgateError as e:
+            self.last_fetch_error = str(e)
+            log.warning(
+                "fetch of %s failed: %s (answers keep coming from %s)",
+                self.repo,
+                e,
+                self.verified.commit[:12] if self.verified else "nothing: not ready",
+            )
+            return Outcome("fetch-failed", reason=str(e))
+        self.last_fetch_ok = self.last_fetch
+        self.last_fetch_error = ""
+        self.metrics.last_fetch_success.set(self.last_fetch.timestamp())
+        head = self.mirror.rev(f"refs/remotes/origin/{self.branch}")
+        if head is None:
+            return self._refuse("", "missing", f"branch {self.branch} not found in {self.repo}")
+        self.remote_head = head
+        if self.verified and head == self.verified.commit:
+            if self.snapshot is None or self.snapshot.commit != head:
+                self._serve(head)
+            return Outcome("unchanged", head)
+        if head in self._refused_heads:
+            return Outcome("refused", head, self._refused_heads[head].reason)
+        return self._advance(head)
+
+    def _advance(self, head: str) -> Outcome:
+        base = self.verified.commit if self.verified else None
+        ev = evaluate(self.mirror, self.trust, base=base, head=head, trust_from=self.trust_from)
+        if ev.refusal is not None:
+            return self._refuse(head, *ev.refusal)
+        if not self._serve(head):
+            return Outcome("refused", head, self._refused_heads[head].reason)
+        committed_at = self.mirror.commit_time(head)
+        self.verified = Verified(
+            repo=self.repo,
+            branch=self.branch,
+            commit=head,
+            signer=ev.verdicts[-1].signer if ev.verdicts else "UNVERIFIED",
+            committed_at=committed_at,
+            verified_at=format_timestamp(self.clock()),
+        )
+        self.state.save(self.verified)
+        self.mirror.set_ref(VERIFIED_REF, head)
+        self.metrics.verified_commit_time.set(committed_at)
+        log.info("now answering from %s (%s)", head[:12], self.verified.signer)
+        return Outcome("advanced", head)
+
+    def _refuse(self, commit: str, kind: str, reason: str) -> Outcome:
+        refusal = Refusal(commit, kind, reason, self.clock())
+        if commit:
+            if commit in self._refused_heads:
+                return Outcome("refused", commit, reason)
+            self._refused_heads[commit] = refusal
+            if len(self._refused_heads) > 1000:
+                self._refused_heads.pop(next(iter(self._refused_heads)))
+        self.refusals.appendleft(refusal)
+        self.metrics.refused.labels(kind).inc()
+        log.warning("refused %s: %s", commit[:12] or "(no commit)", reason)
+        return Outcome("refused", commit, reason)
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def trigger(self) -> None:
+        """Reconcile now (a verified push webhook, a local approval)."""
+        self._wake.set()
+
+    def run(self, stop: threading.Event, interval: float) -> None:
+        while not stop.is_set():
+            try:
+                self.reconcile()
+            except (GitError, GitgateError, OSError) as e:  # keep serving the last verified commit
+                log.error("reconcile failed: %s", e)
+                self.metrics.reconciles.labels("error").inc()
+            self._wake.wait(interval)
+            self._wake.clear()
+
+    def status(self) -> dict[str, Any]:
+        v = self.verified
+        snap = self.snapshot
+        return {
+            "repo": self.repo,
+            "branch": self.branch,
+            "verify": self.trust.mode.value,
+            "trust": self.trust.describe(),
+            "ready": snap is not None,
+            "verified": None
+            if v is None
+            else {
+                "commit": v.commit,
+                "signer": v.signer,
+                "committed_at": format_timestamp(datetime.fromtimestamp(v.committed_at, UTC)),
+                "verified_at": v.verified_at,
+                "serving": snap is not None and snap.commit == v.commit,
+            },
+            "remote_head": self.remote_head,
+            "last_fetch": {
+                "at": format_timestamp(self.last_fetch) if self.last_fetch else None,
+                "ok_at": format_timestamp(self.last_fetch_ok) if self.last_fetch_ok else None,
+                "error": self.last_fetch_error or None,
+            },
+            "refused": [
+                {"commit": r.commit, "kind": r.kind, "reason": r.reason, "at": format_timestamp(r.at)}
+                for r in self.refusals
+            ],
+        }

@@ -1,0 +1,471 @@
+"""Gate and Policy files: YAML text -> model, with every error naming file, line and key path.
+
+YAML is composed into nodes (never constructed into arbitrary objects), so every value keeps its
+line. Anchors/aliases, duplicate keys, non-string keys and implicit timestamps are refused; the
+size and depth of a document are bounded before anything is built.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from gitgate.errors import Problem
+from gitgate.freeze import validate_cron
+from gitgate.model import ANY, GATE_HOOKS, Approval, CanaryRef, Default, FreezeWindow, Gate, Policy
+from gitgate.timeutil import parse_duration, parse_timestamp
+
+API_VERSION = "gitgate/v1"
+MAX_FILE_BYTES = 256 * 1024
+MAX_DEPTH = 32
+MAX_NODES = 20_000
+POLICY_FILE = "gitgate.yaml"
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+_CHECKSUM = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+try:  # libyaml's parser where present: same results, much faster
+    _BaseLoader: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _BaseLoader = yaml.SafeLoader
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    """SafeLoader without implicit timestamps: `expires` stays text and is parsed strictly."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+Path = tuple[str | int, ...]
+
+
+def render_key(path: Path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+class _Doc:
+    """Plain values plus the line each key path stands on."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.lines: dict[Path, int] = {}
+        self.problems: list[Problem] = []
+        self._constructor = yaml.constructor.SafeConstructor()
+        self._seen: set[int] = set()
+
+    def problem(self, path: Path, message: str) -> None:
+        line = None
+        probe = path
+        while line is None:
+            line = self.lines.get(probe)
+            if not probe:
+                break
+            probe = probe[:-1]
+        self.problems.append(Problem(self.file, line, render_key(path), message))
+
+    def build(self, node: yaml.Node, path: Path, depth: int) -> Any:
+        if id(node) in self._seen:
+            raise _Refused(node, "anchors and aliases are not allowed in gate files")
+        self._seen.add(id(node))
+        if len(self._seen) > MAX_NODES:
+            raise _Refused(node, f"more than {MAX_NODES} YAML nodes; a gate file is small")
+        if depth > MAX_DEPTH:
+            raise _Refused(node, f"nested deeper than {MAX_DEPTH} levels")
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
+                    raise _Refused(key_node, "keys must be plain strings")
+                key = key_node.value
+                if key == "<<":
+                    raise _Refused(key_node, "merge keys (<<) are not allowed in gate files")
+                if key in out:
+                    self.lines[(*path, key)] = key_node.start_mark.line + 1
+                    raise _Refused(key_node, f"duplicate key {key!r}")
+                self.lines[(*path, key)] = key_node.start_mark.line + 1
+                out[key] = self.build(value_node, (*path, key), depth + 1)
+                self.lines[(*path, key)] = key_node.start_mark.line + 1
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        if node.tag not in _SCALAR_TAGS:
+            raise _Refused(node, f"YAML tag {node.tag} is not allowed")
+        return self._constructor.construct_object(node)
+
+
+_SCALAR_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+}
+
+
+class _Refused(Exception):
+    def __init__(self, node: yaml.Node, message: str) -> None:
+        super().__init__(message)
+        self.line = node.start_mark.line + 1
+        self.message = message
+
+
+def _load(file: str, data: bytes) -> tuple[Any, _Doc]:
+    doc = _Doc(file)
+    if len(data) > MAX_FILE_BYTES:
+        doc.problems.append(Problem(file, None, "", f"file is {len(data)} bytes; the limit is {MAX_FILE_BYTES}"))
+        return None, doc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        doc.problems.append(Problem(file, None, "", f"not UTF-8 text (byte {e.start})"))
+        return None, doc
+    try:
+        nodes = list(yaml.compose_all(text, Loader=_Loader))
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else None
+        doc.problems.append(Problem(file, line, "", f"not valid YAML: {e.problem or e}"))
+        return None, doc
+    except (yaml.YAMLError, RecursionError) as e:
+        doc.problems.append(Problem(file, None, "", f"not valid YAML: {type(e).__name__}"))
+        return None, doc
+    if len(nodes) != 1 or nodes[0] is None:
+        what = "empty" if not nodes or nodes[0] is None else f"{len(nodes)} YAML documents"
+        doc.problems.append(Problem(file, 1, "", f"file is {what}; it must hold one mapping"))
+        return None, doc
+    try:
+        value = doc.build(nodes[0], (), 0)
+    except _Refused as e:
+        doc.problems.append(Problem(file, e.line, "", e.message))
+        return None, doc
+    except RecursionError:
+        doc.problems.append(Problem(file, None, "", "nested too deeply"))
+        return None, doc
+    return value, doc
+
+
+# --- field checks --------------------------------------------------------------------------------
+
+_TYPE_NAMES: dict[type, str] = {str: "a string", dict: "a mapping", list: "a list"}
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "a number"
+    if isinstance(value, float):
+        return "a number"
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _expect(doc: _Doc, value: Any, path: Path, kind: type, hint: str = "") -> bool:
+    if isinstance(value, kind) and not (kind is str and isinstance(value, bool)):
+        return True
+    extra = f"; {hint}" if hint else ""
+    doc.problem(path, f"must be {_TYPE_NAMES[kind]}, not {_type_name(value)}{extra}")
+    return False
+
+
+def _keys(doc: _Doc, mapping: dict[str, Any], path: Path, allowed: set[str], required: set[str]) -> None:
+    for key in mapping:
+        if key not in allowed:
+            doc.problem((*path, key), f"unknown key; allowed here: {', '.join(sorted(allowed))}")
+    for key in sorted(required - mapping.keys()):
+        doc.problem(path if path else (), f"missing required key {render_key((*path, key))!r}")
+
+
+def _default(doc: _Doc, spec: dict[str, Any], path: Path) -> Default | None:
+    if "default" not in spec:
+        return None
+    value = spec["default"]
+    if value in ("open", "closed") and isinstance(value, str):
+        return Default(value)
+    doc.problem((*path, "default"), f"must be open or closed, not {value!r}")
+    return None
+
+
+def _freeze(doc: _Doc, spec: dict[str, Any], path: Path) -> tuple[FreezeWindow, ...]:
+    raw = spec.get("freeze")
+    if raw is None:
+        return ()
+    if not _expect(doc, raw, (*path, "freeze"), list):
+        return ()
+    out = []
+    for i, item in enumerate(raw):
+        p: Path = (*path, "freeze", i)
+        if not _expect(doc, item, p, dict):
+            continue
+        _keys(doc, item, p, {"start", "duration", "timezone", "reason"}, {"start", "duration"})
+        start, duration, tz, reason = (item.get(k) for k in ("start", "duration", "timezone", "reason"))
+        ok = True
+        if "start" in item and _expect(doc, start, (*p, "start"), str, 'quote it: "0 18 * * FRI"'):
+            err = validate_cron(start)
+            if err:
+                doc.problem((*p, "start"), err)
+                ok = False
+        else:
+            ok = False
+        delta = None
+        if "duration" in item and _expect(doc, duration, (*p, "duration"), str):
+            try:
+                delta = parse_duration(duration)
+            except ValueError as e:
+                doc.problem((*p, "duration"), str(e))
+        if tz is None:
+            tz = "UTC"
+        elif _expect(doc, tz, (*p, "timezone"), str):
+            try:
+                ZoneInfo(tz)
+            except (ZoneInfoNotFoundError, ValueError):
+                doc.problem((*p, "timezone"), f"{tz!r} is not an IANA time zone (e.g. Europe/Berlin)")
+                ok = False
+        else:
+            ok = False
+        if reason is not None and not _expect(doc, reason, (*p, "reason"), str):
+            ok = False
+        if ok and delta is not None:
+            line = doc.lines.get(p)
+            out.append(FreezeWindow(start, delta, tz, reason, f"{doc.file}:{line}" if line else doc.file))
+    return tuple(out)
+
+
+def _approvals(doc: _Doc, spec: dict[str, Any], path: Path) -> tuple[Approval, ...]:
+    raw = spec.get("approvals")
+    if raw is None:
+        return ()
+    if not _expect(doc, raw, (*path, "approvals"), list):
+        return ()
+    out = []
+    for i, item in enumerate(raw):
+        p: Path = (*path, "approvals", i)
+        if not _expect(doc, item, p, dict):
+            continue
+        _keys(doc, item, p, {"hook", "checksum", "expires", "request", "note"}, {"hook", "checksum"})
+        ok = "hook" in item and "checksum" in item
+        hook = item.get("hook")
+        if "hook" in item and _expect(doc, hook, (*p, "hook"), str, 'quote "*"'):
+            if hook not in GATE_HOOKS:
+                doc.problem((*p, "hook"), f"{hook!r} is not one of {', '.join(GATE_HOOKS)}")
+                ok = False
+        else:
+            ok = False
+        checksum = item.get("checksum")
+        if "checksum" in item and _expect(doc, checksum, (*p, "checksum"), str, f'quote it: checksum: "{checksum}"'):
+            if checksum != ANY and not _CHECKSUM.fullmatch(checksum):
+                doc.problem((*p, "checksum"), f'{checksum!r} is not a Flagger checksum or "*"')
+                ok = False
+        else:
+            ok = False
+        expires = None
+        if item.get("expires") is not None:
+            if _expect(doc, item["expires"], (*p, "expires"), str, 'quote it: "2026-11-23T12:00:00Z"'):
+                try:
+                    expires = parse_timestamp(item["expires"])
+                except ValueError as e:
+                    doc.problem((*p, "expires"), str(e))
+                    ok = False
+            else:
+                ok = False
+        for key in ("request", "note"):
+            if item.get(key) is not None and not _expect(doc, item[key], (*p, key), str):
+                ok = False
+        if ok:
+            out.append(Approval(hook, checksum, expires, item.get("request"), item.get("note"), doc.lines.get(p)))
+    return tuple(out)
+
+
+def _header(doc: _Doc, value: Any, kind: str, allowed_top: set[str]) -> dict[str, Any] | None:
+    if not _expect(doc, value, (), dict):
+        return None
+    _keys(doc, value, (), allowed_top, {"apiVersion", "kind"} | ({"metadata"} if kind == "Gate" else set()))
+    if "apiVersion" in value and value["apiVersion"] != API_VERSION:
+        doc.problem(("apiVersion",), f"must be {API_VERSION}, not {value['apiVersion']!r}")
+    if "kind" in value and value["kind"] != kind:
+        doc.problem(("kind",), f"must be {kind} in this file, not {value['kind']!r}")
+    spec = value.get("spec", {})
+    if spec is None:
+        spec = {}
+    if not isinstance(spec, dict):
+        _expect(doc, spec, ("spec",), dict)
+        return None
+    return spec
+
+
+def parse_gate(file: str, data: bytes, canary: CanaryRef) -> tuple[Gate | None, list[Problem]]:
+    """Parse a gate file that must describe `canary` (from its place in the tree)."""
+    value, doc = _load(file, data)
+    if value is None:
+        return None, doc.problems
+    spec = _header(doc, value, "Gate", {"apiVersion", "kind", "metadata", "spec"})
+    meta = value.get("metadata") if isinstance(value, dict) else None
+    if isinstance(value, dict) and "metadata" in value and not isinstance(meta, dict):
+        _expect(doc, meta, ("metadata",), dict)
+    if isinstance(meta, dict):
+        _keys(doc, meta, ("metadata",), {"name", "namespace", "labels", "annotations"}, {"name", "namespace"})
+        for key, want in (("name", canary.name), ("namespace", canary.namespace)):
+            got = meta.get(key)
+            if key in meta and _expect(doc, got, ("metadata", key), str) and got != want:
+                where = "file name" if key == "name" else "folder"
+                doc.problem(("metadata", key), f"is {got!r} but the {where} says {want!r}")
+        for key in ("labels", "annotations"):
+            if key in meta and _expect(doc, meta[key], ("metadata", key), dict):
+                for k, v in meta[key].items():
+                    _expect(doc, v, ("metadata", key, k), str)
+    if spec is None:
+        return None, doc.problems
+    _keys(doc, spec, ("spec",), {"default", "approvals", "freeze"}, set())
+    gate = Gate(
+        canary=canary,
+        path=file,
+        default=_default(doc, spec, ("spec",)),
+        approvals=_approvals(doc, spec, ("spec",)),
+        freeze=_freeze(doc, spec, ("spec",)),
+    )
+    return (None if doc.problems else gate), doc.problems
+
+
+def parse_policy(file: str, data: bytes) -> tuple[Policy | None, list[Problem]]:
+    value, doc = _load(file, data)
+    if value is None:
+        return None, doc.problems
+    spec = _header(doc, value, "Policy", {"apiVersion", "kind", "metadata", "spec"})
+    if isinstance(value, dict) and "metadata" in value:
+        _expect(doc, value["metadata"], ("metadata",), dict)
+    if spec is None:
+        return None, doc.problems
+    _keys(doc, spec, ("spec",), {"default", "freeze"}, set())
+    policy = Policy(file, _default(doc, spec, ("spec",)), _freeze(doc, spec, ("spec",)))
+    return (None if doc.problems else policy), doc.problems
+
+
+def canary_for_path(file: str, gates_path: str) -> tuple[CanaryRef | None, str]:
+    """Where a file under the gates folder says its canary is; or why the path is not a gate file."""
+    rel = file[len(gates_path) + 1 :] if gates_path else file
+    parts = rel.split("/")
+    if len(parts) != 2 or not parts[1].endswith(".yaml"):
+        return None, (f"not a gate file path; gate files live at {gates_path}/<namespace>/<name>.yaml")
+    namespace, name = parts[0], parts[1][: -len(".yaml")]
+    if not _DNS_LABEL.fullmatch(namespace):
+        return None, f"folder {namespace!r} is not a Kubernetes namespace name"
+    if len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+        return None, f"{name!r} is not a Kubernetes object name"
+    return CanaryRef(namespace, name), ""
+
+
+def valid_ref(namespace: str, name: str) -> bool:
+    return bool(_DNS_LABEL.fullmatch(namespace)) and len(name) <= 253 and bool(_DNS_SUBDOMAIN.fullmatch(name))
+
+
+# --- JSON Schema (for editors, through yaml-language-server) -------------------------------------
+
+_FREEZE_SCHEMA: dict[str, Any] = {
+    "type": ["array", "null"],
+    "description": "Windows in which every confirm-* hook answers closed. Windows add up.",
+    "items": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["start", "duration"],
+        "properties": {
+            "start": {"type": "string", "description": "Cron expression for the window's start (5 fields)."},
+            "duration": {
+                "type": "string",
+                "pattern": r"^(\d+(d|h|m|s))+$",
+                "description": "How long the window lasts, e.g. 63h or 1h30m.",
+            },
+            "timezone": {"type": "string", "description": "IANA time zone; default UTC.", "default": "UTC"},
+            "reason": {"type": "string"},
+        },
+    },
+}
+_DEFAULT_SCHEMA: dict[str, Any] = {
+    "enum": ["open", "closed"],
+    "description": "Answer of confirm-* hooks with no matching approval.",
+}
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of gate and policy files (one schema; `kind` selects the shape)."""
+    approval = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["hook", "checksum"],
+        "properties": {
+            "hook": {"enum": list(GATE_HOOKS)},
+            "checksum": {
+                "type": "string",
+                "pattern": r"^(\*|[A-Za-z0-9._-]{1,128})$",
+                "description": 'Flagger checksum this approval is bound to; "*" = any revision.',
+            },
+            "expires": {
+                "type": "string",
+                "pattern": r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$",
+                "description": "RFC 3339; after it the approval no longer counts.",
+            },
+            "request": {"type": "string", "description": "Link to the approval request."},
+            "note": {"type": "string"},
+        },
+    }
+    gate = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["apiVersion", "kind", "metadata"],
+        "properties": {
+            "apiVersion": {"const": API_VERSION},
+            "kind": {"const": "Gate"},
+            "metadata": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "namespace"],
+                "properties": {
+                    "name": {"type": "string", "description": "Must match the file name."},
+                    "namespace": {"type": "string", "description": "Must match the folder."},
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+                },
+            },
+            "spec": {
+                "type": ["object", "null"],
+                "additionalProperties": False,
+                "properties": {
+                    "default": _DEFAULT_SCHEMA,
+                    "approvals": {"type": ["array", "null"], "items": approval},
+                    "freeze": _FREEZE_SCHEMA,
+                },
+            },
+        },
+    }
+    policy = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["apiVersion", "kind"],
+        "properties": {
+            "apiVersion": {"const": API_VERSION},
+            "kind": {"const": "Policy"},
+            "metadata": {"type": "object"},
+            "spec": {
+                "type": ["object", "null"],
+                "additionalProperties": False,
+                "properties": {"default": _DEFAULT_SCHEMA, "freeze": _FREEZE_SCHEMA},
+            },
+        },
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://gitgate.dev/schema/v1.json",
+        "title": "gitgate Gate or Policy (gitgate/v1)",
+        "oneOf": [gate, policy],
+    }

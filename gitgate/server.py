@@ -1,0 +1,302 @@
+"""The webhook service: `create_app(...)`. Endpoints only; the answer comes from `decide`."""
+
+from __future__ import annotations
+
+import collections
+import hmac
+import html
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from gitgate import __version__
+from gitgate.decide import decide
+from gitgate.freeze import in_force
+from gitgate.metrics import CONTENT_TYPE, Metrics
+from gitgate.model import CanaryRef, CheckRequest, Decision, Hook, Snapshot
+from gitgate.openapi import openapi_document
+from gitgate.timeutil import format_timestamp
+from gitgate.wire import MAX_BODY, BadRequest, check_request, parse_payload
+
+ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+RECENT_CHECKS = 10_000
+
+
+class GateSource(Protocol):
+    """What the service reads: the served snapshot and the reconciler's account of itself."""
+
+    snapshot: Snapshot | None
+
+    def status(self) -> dict[str, Any]: ...
+
+    def trigger(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class LastCheck:
+    checksum: str | None
+    phase: str | None
+    open: bool
+    at: datetime
+
+
+class RecentChecks:
+    """What Flagger last asked per (canary, hook): bounded, for the status endpoint."""
+
+    def __init__(self, limit: int = RECENT_CHECKS) -> None:
+        self._items: collections.OrderedDict[tuple[CanaryRef, Hook], LastCheck] = collections.OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def record(self, canary: CanaryRef, hook: Hook, item: LastCheck) -> None:
+        with self._lock:
+            self._items[(canary, hook)] = item
+            self._items.move_to_end((canary, hook))
+            if len(self._items) > self._limit:
+                self._items.popitem(last=False)
+
+    def items(self) -> list[tuple[tuple[CanaryRef, Hook], LastCheck]]:
+        with self._lock:
+            return list(self._items.items())
+
+
+def _text(body: str, status: int, **headers: str) -> Response:
+    resp = Response(body + "\n", status=status, mimetype="text/plain")
+    for key, value in headers.items():
+        resp.headers[key.replace("_", "-")] = value
+    return resp
+
+
+def _header_safe(text: str) -> str:
+    return text.encode("ascii", "backslashreplace").decode("ascii")[:1000]
+
+
+def create_app(
+    *,
+    source: GateSource,
+    metrics: Metrics,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    admin_token: str | None = None,
+) -> Flask:
+    app = Flask("gitgate")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    recent = RecentChecks()
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException) -> Response:
+        status = e.code or 500
+        metrics.bad_requests.labels(request.path if status != 404 else "unknown").inc()
+        text = {
+            404: f"no such endpoint {request.path}; see /openapi.json",
+            405: f"method {request.method} is not accepted on {request.path}",
+            413: f"body over {MAX_BODY} bytes; Flagger's payload is far smaller",
+        }.get(status, e.description or e.name)
+        resp = _text(text, status)
+        if request.path.endswith("/check"):
+            resp.headers["X-Gitgate-Commit"] = _commit(source.snapshot)
+        return resp
+
+    def answer(hook: Hook | None) -> Response:
+        started = time.perf_counter()
+        snap = source.snapshot
+        try:
+            req = check_request(parse_payload(request.get_data(cache=False)), hook)
+        except BadRequest as e:
+            metrics.bad_requests.labels(request.path).inc()
+            return _text(str(e), e.status, X_Gitgate_Commit=_commit(snap))
+        now = clock()
+        decision: Decision = decide(snap, req, now)
+        recent.record(req.canary, req.hook, LastCheck(req.checksum, req.phase, decision.open, now))
+        metrics.checks.labels(req.hook.value, "open" if decision.open else "closed").inc()
+        metrics.check_seconds.observe(time.perf_counter() - started)
+        if decision.open:
+            return _text(
+                "Approved", 200, X_Gitgate_Commit=decision.commit, X_Gitgate_Reason=_header_safe(decision.reason)
+            )
+        return _text(decision.reason, 403, X_Gitgate_Commit=decision.commit)
+
+    def route(rule: str, hook: Hook | None) -> None:
+        app.add_url_rule(
+            rule, endpoint=rule, view_func=lambda: answer(hook), methods=ANY_METHOD, provide_automatic_options=False
+        )
+
+    route("/gate/check", None)
+    route("/gate/check/confirm-rollout", Hook.CONFIRM_ROLLOUT)
+    route("/gate/check/confirm-traffic-increase", Hook.CONFIRM_TRAFFIC_INCREASE)
+    route("/gate/check/confirm-promotion", Hook.CONFIRM_PROMOTION)
+    route("/rollback/check", Hook.ROLLBACK)
+
+    @app.route("/gate/approve", methods=ANY_METHOD, provide_automatic_options=False)
+    def approve() -> Response:
+        return _text("OK", 200)
+
+    @app.route("/gate/halt", methods=ANY_METHOD, provide_automatic_options=False)
+    def halt() -> Response:
+        return _text("Forbidden", 403)
+
+    def write(action: str) -> Response:
+        given = request.headers.get("Authorization", "")
+        if not admin_token:
+            return _text(
+                "write endpoints are disabled: the service has no --admin-token; "
+                "approve by merging a change to the approvals repo",
+                401,
+                WWW_Authenticate='Bearer realm="gitgate"',
+            )
+        scheme, _, token = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), admin_token.encode()):
+            return _text(
+                "missing or wrong bearer token (Authorization: Bearer <--admin-token>)",
+                401,
+                WWW_Authenticate='Bearer realm="gitgate"',
+            )
+        try:
+            check_request(parse_payload(request.get_data(cache=False)), Hook.ANY)
+        except BadRequest as e:
+            return _text(str(e), e.status)
+        return _text(
+            f"{action} cannot open a request: this service has no forge to open approval "
+            "requests with (--forge); commit the change to the approvals repo instead",
+            501,
+        )
+
+    for rule in ("/gate/open", "/gate/close", "/rollback/open", "/rollback/close"):
+        app.add_url_rule(
+            rule,
+            endpoint=rule,
+            view_func=lambda rule=rule: write(rule),
+            methods=ANY_METHOD,
+            provide_automatic_options=False,
+        )
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return _text("ok", 200)
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        snap = source.snapshot
+        if snap is None:
+            return _text("not ready: no verified commit of the approvals repo yet", 503)
+        return _text(f"ready: answering from {snap.commit}", 200)
+
+    @app.get("/metrics")
+    def metrics_page() -> Response:
+        return Response(metrics.render(), mimetype=CONTENT_TYPE)
+
+    @app.get("/openapi.json")
+    def openapi() -> Response:
+        return Response(json.dumps(openapi_document(__version__), indent=2), mimetype="application/json")
+
+    @app.get("/api/v1/status")
+    def status() -> Response:
+        return Response(json.dumps(build_status(source, recent, clock()), indent=2), mimetype="application/json")
+
+    @app.get("/")
+    def page() -> Response:
+        return Response(render_page(build_status(source, recent, clock())), mimetype="text/html")
+
+    return app
+
+
+def _commit(snap: Snapshot | None) -> str:
+    return snap.commit if snap else ""
+
+
+def build_status(source: GateSource, recent: RecentChecks, now: datetime) -> dict[str, Any]:
+    snap = source.snapshot
+    out = source.status()
+    out["now"] = format_timestamp(now)
+    out["serving"] = _commit(snap)
+    gates: dict[CanaryRef, dict[str, Any]] = {}
+    if snap is not None:
+        for canary, gate in sorted(snap.gates.items(), key=lambda kv: (kv[0].namespace, kv[0].name)):
+            windows = list(gate.freeze) + [w for p in snap.policies for w in p.freeze]
+            frozen = in_force(windows, now)
+            gates[canary] = {
+                "namespace": canary.namespace,
+                "name": canary.name,
+                "file": gate.path,
+                "default": (gate.default or next((p.default for p in snap.policies if p.default), None) or "closed"),
+                "frozen_until": format_timestamp(frozen[1]) if frozen else None,
+                "approvals": [
+                    {
+                        "hook": a.hook,
+                        "checksum": a.checksum,
+                        "expires": format_timestamp(a.expires) if a.expires else None,
+                        "live": a.live(now),
+                        "request": a.request,
+                        "note": a.note,
+                    }
+                    for a in gate.approvals
+                ],
+                "checks": {},
+            }
+    for (canary, hook), last in recent.items():
+        entry = gates.setdefault(
+            canary, {"namespace": canary.namespace, "name": canary.name, "file": None, "approvals": [], "checks": {}}
+        )
+        now_decision = decide(snap, CheckRequest(canary, hook, last.checksum, last.phase), now)
+        entry["checks"][hook.value] = {
+            "checksum": last.checksum,
+            "phase": last.phase,
+            "asked_at": format_timestamp(last.at),
+            "open": now_decision.open,
+            "reason": now_decision.reason,
+        }
+    out["gates"] = list(gates.values())
+    return out
+
+
+def render_page(status: dict[str, Any]) -> str:
+    e = html.escape
+    v = status.get("verified") or {}
+    mode = "UNVERIFIED" if status["verify"] == "off" else f"verify {status['verify']}"
+    rows = []
+    for g in status["gates"]:
+        checks = (
+            "<br>".join(
+                f"{e(h)}: <b class={'open' if c['open'] else 'closed'}>{'open' if c['open'] else 'closed'}</b> "
+                f"<small>{e(c['reason'])}</small>"
+                for h, c in g["checks"].items()
+            )
+            or "<small>not checked yet</small>"
+        )
+        approvals = (
+            "<br>".join(
+                f"{e(a['hook'])} @ {e(a['checksum'])}" + ("" if a["live"] else " (expired)") for a in g["approvals"]
+            )
+            or "none"
+        )
+        rows.append(
+            f"<tr><td>{e(g['namespace'])}/{e(g['name'])}</td><td>{approvals}</td>"
+            f"<td>{e(g.get('frozen_until') or '')}</td><td>{checks}</td></tr>"
+        )
+    refused = (
+        "".join(
+            f"<li><code>{e(r['commit'][:12])}</code> {e(r['reason'])} <small>{e(r['at'])}</small></li>"
+            for r in status["refused"]
+        )
+        or "<li>none</li>"
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="10">
+<title>gitgate</title>
+<style>body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}}
+.open{{color:#080}}.closed{{color:#b00}}</style></head><body>
+<h1>gitgate</h1>
+<p>{e(status["repo"])} <b>{e(status["branch"])}</b> &middot; {e(mode)} &middot;
+{"ready" if status["ready"] else "<b class=closed>not ready</b>"}</p>
+<p>Answering from <code>{e(v.get("commit", "") or "nothing yet")}</code> signed by {e(v.get("signer", "") or "-")}
+(committed {e(v.get("committed_at", "") or "-")})</p>
+<h2>Refused commits</h2><ul>{refused}</ul>
+<h2>Canaries</h2><table><tr><th>canary</th><th>approvals</th><th>frozen until</th><th>last checks</th></tr>
+{"".join(rows)}</table></body></html>"""

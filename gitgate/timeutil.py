@@ -1,0 +1,46 @@
+"""Durations and RFC 3339 timestamps, parsed strictly. Pure."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+_DURATION = re.compile(r"(\d+)(d|h|m|s)")
+_DURATION_WHOLE = re.compile(r"(?:\d+(?:d|h|m|s))+")
+_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})")
+
+
+def parse_duration(text: str) -> timedelta:
+    """'63h', '1h30m', '90s', '2d' -> timedelta. Raises ValueError with a fix-it hint."""
+    text = text.strip()
+    if not _DURATION_WHOLE.fullmatch(text):
+        raise ValueError(f"{text!r} is not a duration; use e.g. 30s, 15m, 24h, 1h30m or 2d")
+    seconds = sum(int(n) * _UNITS[u] for n, u in _DURATION.findall(text))
+    if seconds <= 0:
+        raise ValueError(f"{text!r} must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
+
+
+def parse_timestamp(text: str) -> datetime:
+    """An RFC 3339 date-time with an explicit offset -> aware datetime in UTC."""
+    if not _RFC3339.fullmatch(text.strip()):
+        raise ValueError(f'{text!r} is not an RFC 3339 timestamp with a time zone; use e.g. "2026-11-23T12:00:00Z"')
+    value = text.strip().replace("z", "Z").replace("t", "T")
+    # Python's fromisoformat takes at most 6 fractional digits.
+    value = re.sub(r"(\.\d{6})\d+", r"\1", value)
+    return datetime.fromisoformat(value).astimezone(UTC)
+
+
+def format_timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
