@@ -224,40 +224,43 @@ class Mirror:
         if not wanted:
             return {}
         cmd = ("git", "--git-dir", str(self.git_dir), "cat-file", "--batch")
-        proc = subprocess.Popen(
+        with subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(self._env)
-        )
-        stdin, stdout = proc.stdin, proc.stdout
-        if stdin is None or stdout is None:  # pragma: no cover - PIPE always gives both
-            raise GitgateError("could not start git cat-file")
+        ) as proc:
+            stdin, stdout, stderr = proc.stdin, proc.stdout, proc.stderr
+            if stdin is None or stdout is None or stderr is None:  # pragma: no cover - PIPE gives all three
+                raise GitgateError("could not start git cat-file")
 
-        def feed() -> None:
+            def feed() -> None:
+                try:
+                    stdin.write("".join(f"{oid}\n" for oid in wanted).encode())
+                    stdin.close()
+                except BrokenPipeError:
+                    pass
+
+            writer = threading.Thread(target=feed, daemon=True)
+            writer.start()
+            result: dict[str, bytes | None] = {}
             try:
-                stdin.write("".join(f"{oid}\n" for oid in wanted).encode())
-                stdin.close()
-            except BrokenPipeError:
-                pass
-
-        writer = threading.Thread(target=feed, daemon=True)
-        writer.start()
-        result: dict[str, bytes | None] = {}
-        try:
-            for oid in wanted:
-                header = stdout.readline().decode().split()
-                if len(header) != 3 or header[1] != "blob":
-                    raise GitError(cmd, -1, b"", f"object {oid} is not a blob: {header}".encode())
-                size = int(header[2])
-                if size <= limit:
-                    result[oid] = stdout.read(size + 1)[:-1]
-                    continue
-                remaining = size + 1  # too large to parse: skip it without holding it in memory
-                while remaining:
-                    remaining -= len(stdout.read(min(remaining, 1 << 20)) or b"x" * remaining)
-                result[oid] = None
-        finally:
-            writer.join()
-            stderr = proc.stderr.read() if proc.stderr else b""
-            code = proc.wait()
+                for oid in wanted:
+                    header = stdout.readline().decode().split()
+                    if len(header) != 3 or header[1] != "blob":
+                        raise GitError(cmd, -1, b"", f"object {oid} is not a blob: {header}".encode())
+                    size = int(header[2])
+                    if size <= limit:
+                        result[oid] = stdout.read(size + 1)[:-1]
+                        continue
+                    remaining = size + 1  # too large to parse: skip it without holding it in memory
+                    while remaining:
+                        chunk = stdout.read(min(remaining, 1 << 20))
+                        if not chunk:
+                            break
+                        remaining -= len(chunk)
+                    result[oid] = None
+            finally:
+                writer.join()
+                err = stderr.read()
+                code = proc.wait()
         if code != 0:
-            raise GitError(cmd, code, b"", stderr)
+            raise GitError(cmd, code, b"", err)
         return result

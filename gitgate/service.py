@@ -46,6 +46,13 @@ def repo_settings(args: argparse.Namespace) -> RepoSettings:
     return RepoSettings(repo, str(args.branch), path, StateDir(Path(args.state_dir).resolve()), local)
 
 
+def verify_mode(text: str) -> VerifyMode:
+    try:
+        return VerifyMode(text)
+    except ValueError:
+        raise UsageError(f"--verify {text!r}: use all, head or off") from None
+
+
 def embedded_trust(state: StateDir, repo: str) -> Path | None:
     """The allowed_signers that `gitgate init` wrote for this very repo, if any."""
     signers = state.trust_dir / EMBEDDED_SIGNERS
@@ -60,10 +67,7 @@ def embedded_trust(state: StateDir, repo: str) -> Path | None:
 
 def trust_roots(args: argparse.Namespace, rs: RepoSettings, gnupg_home: Path) -> TrustRoots:
     """The configured trust roots. GPG keys go into a private keyring at `gnupg_home`, made anew."""
-    try:
-        mode = VerifyMode(args.verify)
-    except ValueError:
-        raise UsageError(f"--verify {args.verify!r}: use all, head or off") from None
+    mode = verify_mode(args.verify)
     if mode is VerifyMode.OFF:
         log.warning("--verify off: answers come from UNVERIFIED commits of %s", rs.repo)
         return TrustRoots(mode)

@@ -149,7 +149,7 @@ def check_allowed_signers(path: Path) -> None:
 def _gpg(home: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     try:
         return subprocess.run(
-            ["gpg", "--batch", "--no-tty", "--homedir", str(home), *args],
+            ["gpg", "--batch", "--no-tty", "--no-autostart", "--homedir", str(home), *args],
             input=stdin,
             capture_output=True,
             check=False,

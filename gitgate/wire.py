@@ -48,8 +48,8 @@ def parse_payload(body: bytes) -> FlaggerPayload:
     if not valid_ref(raw["namespace"], raw["name"]):
         raise BadRequest(f"{raw['namespace']!r}/{raw['name']!r} is not a Kubernetes namespace/name")
     for key in ("phase", "checksum"):
-        if raw.get(key) is not None and not isinstance(raw[key], str):
-            raise BadRequest(f"{key!r} must be a string")
+        if raw.get(key) is not None and not (isinstance(raw[key], str) and raw[key].isprintable()):
+            raise BadRequest(f"{key!r} must be a string of printable characters on one line")
     meta = raw.get("metadata")
     if meta is not None and not isinstance(meta, dict):
         raise BadRequest("'metadata' must be a JSON object of strings")

@@ -85,6 +85,7 @@ def _operator_key(state: StateDir) -> tuple[Path, str]:
 
 def init_repo(directory: Path, state: StateDir) -> Path:
     directory = directory.resolve()
+    state = StateDir(state.path.resolve())  # paths written into git config must not be relative
     if directory.exists() and any(directory.iterdir()):
         raise GitgateError(f"{directory} exists and is not empty; gitgate init makes a new approvals repo")
     state.ensure()

@@ -16,9 +16,8 @@ from gitgate import logs
 from gitgate.commands.init import init_repo
 from gitgate.metrics import Metrics
 from gitgate.server import create_app
-from gitgate.service import DEFAULT_REPO, build_reconciler, repo_settings
+from gitgate.service import DEFAULT_REPO, build_reconciler, repo_settings, verify_mode
 from gitgate.settings import listen_address, seconds
-from gitgate.state import StateDir
 
 log = logging.getLogger("gitgate")
 # Measured (bench/servers.py, docs/performance.md): waitress with 8 threads answered checks
@@ -28,12 +27,14 @@ THREADS = 8
 
 def run(args: argparse.Namespace) -> int:
     logs.setup(args.log_format)
+    # Every flag is checked before anything is created on disk.
     host, port = listen_address(args.listen)
-    if args.repo == DEFAULT_REPO and not Path(DEFAULT_REPO).exists():
-        log.info("no %s: creating the embedded default approvals repo (gitgate init)", DEFAULT_REPO)
-        init_repo(Path(DEFAULT_REPO), StateDir(Path(args.state_dir).resolve()))
+    verify_mode(args.verify)
     rs = repo_settings(args)
     interval = seconds(args.interval or ("1s" if rs.is_local else "30s"), "--interval")
+    if args.repo == DEFAULT_REPO and not Path(DEFAULT_REPO).exists():
+        log.info("no %s: creating the embedded default approvals repo (gitgate init)", DEFAULT_REPO)
+        init_repo(Path(DEFAULT_REPO), rs.state)
     rs.state.lock()
     metrics = Metrics()
     reconciler = build_reconciler(args, rs, metrics)
