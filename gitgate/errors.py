@@ -19,8 +19,8 @@ class GitError(GitgateError):
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr
-        err = stderr.decode("utf-8", "replace").strip().splitlines()
-        detail = err[-1] if err else "no output"
+        err = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+        detail = " / ".join(err[-2:]) if err else "no output"
         super().__init__(f"git failed ({' '.join(cmd[:4])} ... exit {returncode}): {detail}")
 
 

@@ -26,6 +26,13 @@ _KEEP = {
     "GIT_CURL_VERBOSE",
 }
 ZERO = "0" * 40
+_AUTH_FAILURES = (
+    "could not read Username",
+    "Authentication failed",
+    "Permission denied (publickey",
+    "The requested URL returned error: 403",
+    "The requested URL returned error: 401",
+)
 
 
 def clean_env(extra: Mapping[str, str] | None = None, *, isolated: bool = True) -> dict[str, str]:
@@ -133,7 +140,18 @@ class Mirror:
 
     def fetch(self, branch: str, *, timeout: float = 120) -> None:
         refspec = f"+refs/heads/{branch}:refs/remotes/origin/{branch}"
-        self.git("fetch", "--quiet", "--no-tags", "--no-recurse-submodules", "origin", refspec, timeout=timeout)
+        try:
+            self.git("fetch", "--quiet", "--no-tags", "--no-recurse-submodules", "origin", refspec, timeout=timeout)
+        except GitError as e:
+            text = e.stderr.decode("utf-8", "replace")
+            if any(s in text for s in _AUTH_FAILURES):
+                raise GitgateError(
+                    "fetch failed: authentication failed; for https give a token with read access "
+                    "(--token, GITHUB_TOKEN or GITLAB_TOKEN), for ssh a key the remote accepts"
+                ) from e
+            if "couldn't find remote ref" in text:
+                raise GitgateError(f"fetch failed: branch {branch} does not exist in the remote") from e
+            raise
 
     def rev(self, ref: str) -> str | None:
         """The commit a ref or id names, or None if there is none (or it is not a commit)."""

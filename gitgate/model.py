@@ -48,7 +48,9 @@ class Approval:
     line: int | None = None  # where it stands in its file, for answers a person reads
 
     def matches(self, hook: Hook, checksum: str | None) -> bool:
-        hook_ok = self.hook in (ANY, hook.value)
+        # "*" is every confirm-* hook, never rollback: a 2xx there makes Flagger roll back, and the
+        # load tester keeps its rollback flag apart from the gate. Rollback needs `hook: rollback`.
+        hook_ok = self.hook == hook.value or (self.hook == ANY and hook.is_confirm)
         sum_ok = self.checksum == ANY or (checksum is not None and self.checksum == checksum)
         return hook_ok and sum_ok
 

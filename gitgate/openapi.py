@@ -43,7 +43,7 @@ def _check(summary: str) -> dict[str, Any]:
                     "content": _TEXT,
                 },
                 "400": {"description": "Bad input.", "headers": _COMMIT, "content": _TEXT},
-                "413": {"description": "Body over 64 KiB.", "content": _TEXT},
+                "413": {"description": "Body over 64 KiB.", "headers": _COMMIT, "content": _TEXT},
             },
         }
     }

@@ -250,6 +250,9 @@ class Reconciler:
             except (GitError, GitgateError, OSError) as e:  # keep serving the last verified commit
                 log.error("reconcile failed: %s", e)
                 self.metrics.reconciles.labels("error").inc()
+            except Exception:  # a bug must not stop the loop silently; answers stay as they were
+                log.exception("reconcile crashed; answers keep coming from the last verified commit")
+                self.metrics.reconciles.labels("crash").inc()
             self._wake.wait(interval)
             self._wake.clear()
 

@@ -82,14 +82,16 @@ class _Doc:
         if depth > MAX_DEPTH:
             raise _Refused(node, f"nested deeper than {MAX_DEPTH} levels")
         self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.CollectionNode) and node.tag not in _COLLECTION_TAGS:
+            raise _Refused(node, f"YAML tag {node.tag} is not allowed")
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.value == "<<":  # tagged merge, not str
+                    raise _Refused(key_node, "merge keys (<<) are not allowed in gate files")
                 if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
                     raise _Refused(key_node, "keys must be plain strings")
                 key = key_node.value
-                if key == "<<":
-                    raise _Refused(key_node, "merge keys (<<) are not allowed in gate files")
                 if key in out:
                     self.lines[(*path, key)] = key_node.start_mark.line + 1
                     raise _Refused(key_node, f"duplicate key {key!r}")
@@ -104,6 +106,7 @@ class _Doc:
         return self._constructor.construct_object(node)
 
 
+_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 _SCALAR_TAGS = {
     "tag:yaml.org,2002:str",
     "tag:yaml.org,2002:int",
@@ -131,6 +134,18 @@ def _load(file: str, data: bytes) -> tuple[Any, _Doc]:
         doc.problems.append(Problem(file, None, "", f"not UTF-8 text (byte {e.start})"))
         return None, doc
     try:
+        # Bound nesting before composing: libyaml's composer recurses in C and crashes the process
+        # (SIGSEGV) on a deeply nested document long before the size limit is reached.
+        depth = 0
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH + 1:
+                    line = event.start_mark.line + 1 if event.start_mark else None
+                    doc.problems.append(Problem(file, line, "", f"nested deeper than {MAX_DEPTH} levels"))
+                    return None, doc
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
@@ -152,6 +167,8 @@ def _load(file: str, data: bytes) -> tuple[Any, _Doc]:
     except RecursionError:
         doc.problems.append(Problem(file, None, "", "nested too deeply"))
         return None, doc
+    if value is None:  # "---", "~" or "null": callers read None as "refused", so say why
+        doc.problems.append(Problem(file, 1, "", "file is empty; it must hold one mapping"))
     return value, doc
 
 
@@ -264,7 +281,8 @@ def _approvals(doc: _Doc, spec: dict[str, Any], path: Path) -> tuple[Approval, .
         else:
             ok = False
         checksum = item.get("checksum")
-        if "checksum" in item and _expect(doc, checksum, (*p, "checksum"), str, f'quote it: checksum: "{checksum}"'):
+        hint = f'quote it: checksum: "{checksum}"' if type(checksum) in (int, float) else ""  # not for null/bool
+        if "checksum" in item and _expect(doc, checksum, (*p, "checksum"), str, hint):
             if checksum != ANY and not _CHECKSUM.fullmatch(checksum):
                 doc.problem((*p, "checksum"), f'{checksum!r} is not a Flagger checksum or "*"')
                 ok = False
@@ -357,7 +375,8 @@ def canary_for_path(file: str, gates_path: str) -> tuple[CanaryRef | None, str]:
     rel = file[len(gates_path) + 1 :] if gates_path else file
     parts = rel.split("/")
     if len(parts) != 2 or not parts[1].endswith(".yaml"):
-        return None, (f"not a gate file path; gate files live at {gates_path}/<namespace>/<name>.yaml")
+        folder = f"{gates_path}/" if gates_path else ""
+        return None, (f"not a gate file path; gate files live at {folder}<namespace>/<name>.yaml")
     namespace, name = parts[0], parts[1][: -len(".yaml")]
     if not _DNS_LABEL.fullmatch(namespace):
         return None, f"folder {namespace!r} is not a Kubernetes namespace name"
@@ -383,11 +402,11 @@ _FREEZE_SCHEMA: dict[str, Any] = {
             "start": {"type": "string", "description": "Cron expression for the window's start (5 fields)."},
             "duration": {
                 "type": "string",
-                "pattern": r"^(\d+(d|h|m|s))+$",
+                "pattern": r"^\s*(?=[^1-9]*[1-9])(\d+(d|h|m|s))+\s*$",  # longer than zero
                 "description": "How long the window lasts, e.g. 63h or 1h30m.",
             },
-            "timezone": {"type": "string", "description": "IANA time zone; default UTC.", "default": "UTC"},
-            "reason": {"type": "string"},
+            "timezone": {"type": ["string", "null"], "description": "IANA time zone; default UTC.", "default": "UTC"},
+            "reason": {"type": ["string", "null"]},
         },
     },
 }
@@ -411,12 +430,12 @@ def json_schema() -> dict[str, Any]:
                 "description": 'Flagger checksum this approval is bound to; "*" = any revision.',
             },
             "expires": {
-                "type": "string",
-                "pattern": r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$",
+                "type": ["string", "null"],
+                "pattern": r"^\s*\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})\s*$",
                 "description": "RFC 3339; after it the approval no longer counts.",
             },
-            "request": {"type": "string", "description": "Link to the approval request."},
-            "note": {"type": "string"},
+            "request": {"type": ["string", "null"], "description": "Link to the approval request."},
+            "note": {"type": ["string", "null"]},
         },
     }
     gate = {

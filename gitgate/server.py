@@ -88,6 +88,7 @@ def create_app(
     app = Flask("gitgate")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     recent = RecentChecks()
+    check_paths: set[str] = set()
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> Response:
@@ -99,7 +100,7 @@ def create_app(
             413: f"body over {MAX_BODY} bytes; Flagger's payload is far smaller",
         }.get(status, e.description or e.name)
         resp = _text(text, status)
-        if request.path.endswith("/check"):
+        if request.path in check_paths:
             resp.headers["X-Gitgate-Commit"] = _commit(source.snapshot)
         return resp
 
@@ -123,6 +124,7 @@ def create_app(
         return _text(decision.reason, 403, X_Gitgate_Commit=decision.commit)
 
     def route(rule: str, hook: Hook | None) -> None:
+        check_paths.add(rule)
         app.add_url_rule(
             rule, endpoint=rule, view_func=lambda: answer(hook), methods=ANY_METHOD, provide_automatic_options=False
         )

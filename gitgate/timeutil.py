@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 _DURATION = re.compile(r"(\d+)(d|h|m|s)")
 _DURATION_WHOLE = re.compile(r"(?:\d+(?:d|h|m|s))+")
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_MAX_DURATION_DAYS = 3650
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})")
 
 
@@ -19,6 +20,8 @@ def parse_duration(text: str) -> timedelta:
     seconds = sum(int(n) * _UNITS[u] for n, u in _DURATION.findall(text))
     if seconds <= 0:
         raise ValueError(f"{text!r} must be longer than zero")
+    if seconds > _MAX_DURATION_DAYS * 86400:  # unbounded, timedelta/datetime arithmetic overflows
+        raise ValueError(f"{text!r} is too long; the limit is {_MAX_DURATION_DAYS}d")
     return timedelta(seconds=seconds)
 
 

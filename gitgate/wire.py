@@ -21,6 +21,12 @@ class FlaggerPayload(TypedDict):
     metadata: NotRequired[dict[str, str]]
 
 
+def _short(value: str, limit: int = 80) -> str:
+    """Caller input quoted back in an answer: bounded, one line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
 class BadRequest(Exception):
     """The caller sent something gitgate will not read; answered with `status` and the message."""
 
@@ -46,7 +52,7 @@ def parse_payload(body: bytes) -> FlaggerPayload:
         if not isinstance(raw[key], str) or not raw[key]:
             raise BadRequest(f"{key!r} must be a non-empty string")
     if not valid_ref(raw["namespace"], raw["name"]):
-        raise BadRequest(f"{raw['namespace']!r}/{raw['name']!r} is not a Kubernetes namespace/name")
+        raise BadRequest(f"{_short(raw['namespace'])}/{_short(raw['name'])} is not a Kubernetes namespace/name")
     for key in ("phase", "checksum"):
         if raw.get(key) is not None and not (isinstance(raw[key], str) and raw[key].isprintable()):
             raise BadRequest(f"{key!r} must be a string of printable characters on one line")
@@ -59,6 +65,8 @@ def parse_payload(body: bytes) -> FlaggerPayload:
     if raw.get("checksum") is not None:
         payload["checksum"] = raw["checksum"]
     if meta:
+        if "hook" in meta and not isinstance(meta["hook"], str):
+            raise BadRequest("'metadata.hook' must be a string naming the hook")
         payload["metadata"] = {str(k): v for k, v in meta.items() if isinstance(v, str)}
     return payload
 
@@ -74,7 +82,7 @@ def check_request(payload: FlaggerPayload, hook: Hook | None) -> CheckRequest:
                 hook = Hook(named)
             except ValueError:
                 allowed = ", ".join(h.value for h in Hook)
-                raise BadRequest(f"metadata.hook {named!r} is not one of {allowed}") from None
+                raise BadRequest(f"metadata.hook {_short(named)} is not one of {allowed}") from None
     return CheckRequest(
         canary=CanaryRef(payload["namespace"], payload["name"]),
         hook=hook,

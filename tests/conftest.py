@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from helpers import Approvals, Keys, make_keys
 
 # One private HOME for the whole run: no developer config, keyring or identity leaks into tests.
@@ -35,6 +33,6 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
 
 
 @pytest.fixture
-def approvals(tmp_path: Path, keys: Keys) -> Iterator[Approvals]:
+def approvals(tmp_path: Path, keys: Keys) -> Approvals:
     """An approvals repo: a bare remote plus a working clone, first commit signed by alice."""
-    yield Approvals.create(tmp_path / "approvals", keys)
+    return Approvals.create(tmp_path / "approvals", keys)

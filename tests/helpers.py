@@ -17,10 +17,16 @@ import requests
 import yaml
 
 
-def sh(*cmd: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
-       stdin: bytes | None = None, check: bool = True) -> str:
-    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env={**os.environ, **(env or {})},
-                          input=stdin, capture_output=True, check=False)
+def sh(
+    *cmd: str | Path,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    stdin: bytes | None = None,
+    check: bool = True,
+) -> str:
+    proc = subprocess.run(
+        [str(c) for c in cmd], cwd=cwd, env={**os.environ, **(env or {})}, input=stdin, capture_output=True, check=False
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"{cmd} failed ({proc.returncode}): {proc.stderr.decode()}")
     return proc.stdout.decode()
@@ -98,15 +104,20 @@ def make_keys(folder: Path) -> Keys:
     )
 
 
-def gate_yaml(namespace: str, name: str, *, approvals: Sequence[dict[str, Any]] = (),
-              default: str | None = None, freeze: Sequence[dict[str, Any]] = ()) -> str:
+def gate_yaml(
+    namespace: str,
+    name: str,
+    *,
+    approvals: Sequence[dict[str, Any]] = (),
+    default: str | None = None,
+    freeze: Sequence[dict[str, Any]] = (),
+) -> str:
     spec: dict[str, Any] = {"approvals": list(approvals)}
     if default:
         spec["default"] = default
     if freeze:
         spec["freeze"] = list(freeze)
-    doc = {"apiVersion": "gitgate/v1", "kind": "Gate", "metadata": {"name": name, "namespace": namespace},
-           "spec": spec}
+    doc = {"apiVersion": "gitgate/v1", "kind": "Gate", "metadata": {"name": name, "namespace": namespace}, "spec": spec}
     return yaml.safe_dump(doc, sort_keys=False)
 
 
@@ -181,8 +192,7 @@ class Approvals:
         """Rewrite the head commit's message but keep its signature: a tampered commit (%G? = B)."""
         raw = sh("git", "cat-file", "commit", "HEAD", cwd=self.work)
         forged = raw.replace("\n\n", "\n\nforged: ", 1) if raw.count("\n\n") else raw + "forged"
-        sha = sh("git", "hash-object", "-t", "commit", "-w", "--stdin", cwd=self.work,
-                 stdin=forged.encode()).strip()
+        sha = sh("git", "hash-object", "-t", "commit", "-w", "--stdin", cwd=self.work, stdin=forged.encode()).strip()
         self.git("update-ref", "refs/heads/main", sha)
         self.git("reset", "-q", "--hard", sha)
         return sha
@@ -212,7 +222,10 @@ class Service:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "gitgate", "serve", "--listen", f"127.0.0.1:{self.port}", *self.args],
-                cwd=cwd, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
+                cwd=cwd,
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout
         path = "/readyz" if ready else "/healthz"
@@ -238,7 +251,9 @@ class Service:
         result: dict[str, Any] = requests.get(self.url + "/api/v1/status", timeout=5).json()
         return result
 
-    def check(self, hook: str, namespace: str, name: str, checksum: str, phase: str = "Progressing") -> requests.Response:
+    def check(
+        self, hook: str, namespace: str, name: str, checksum: str, phase: str = "Progressing"
+    ) -> requests.Response:
         path = "/rollback/check" if hook == "rollback" else f"/gate/check/{hook}"
         body = {"name": name, "namespace": namespace, "checksum": checksum, "phase": phase}
         return requests.post(self.url + path, json=body, timeout=5)

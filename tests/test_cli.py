@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import requests
+from helpers import Approvals, Keys, Service, free_port, sh, wait_for
 
 from gitgate.cli import main
-from helpers import Approvals, Keys, Service, free_port, sh, wait_for
 
 
 def gitgate(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    import os
-
-    return subprocess.run([sys.executable, "-m", "gitgate", *args], cwd=cwd, env={**os.environ, **(env or {})},
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "gitgate", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
@@ -65,12 +71,19 @@ def test_serve_refuses_a_repo_without_trust_roots(approvals: Approvals, tmp_path
 
 def test_flags_read_gitgate_variables(approvals: Approvals, keys: Keys, tmp_path: Path) -> None:
     port = free_port()
-    env = {"GITGATE_REPO": approvals.url, "GITGATE_TRUST_SSH": str(keys.allowed_signers),
-           "GITGATE_LISTEN": f"127.0.0.1:{port}", "GITGATE_STATE_DIR": str(tmp_path / "st")}
-    import os
-
-    proc = subprocess.Popen([sys.executable, "-m", "gitgate", "serve"], cwd=tmp_path, env={**os.environ, **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        "GITGATE_REPO": approvals.url,
+        "GITGATE_TRUST_SSH": str(keys.allowed_signers),
+        "GITGATE_LISTEN": f"127.0.0.1:{port}",
+        "GITGATE_STATE_DIR": str(tmp_path / "st"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gitgate", "serve"],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         status = wait_for(lambda: _ready(port), timeout=20)
         assert status["repo"] == approvals.url
@@ -91,8 +104,11 @@ def _ready(port: int) -> dict[str, object] | None:
     ("args", "env", "message"),
     [
         (["serve", "--listen", "nonsense"], {}, "--listen 'nonsense': use HOST:PORT"),
-        (["serve", "--interval", "soon"], {"GITGATE_VERIFY": "off", "GITGATE_REPO": "/nonexistent"},
-         "--interval: 'soon' is not a duration"),
+        (
+            ["serve", "--interval", "soon"],
+            {"GITGATE_VERIFY": "off", "GITGATE_REPO": "/nonexistent"},
+            "--interval: 'soon' is not a duration",
+        ),
         (["serve"], {"GITGATE_VERIFY": "sometimes"}, "--verify 'sometimes': use all, head or off"),
         (["serve", "--path", "../etc"], {"GITGATE_VERIFY": "off"}, "--path '../etc': name a folder inside the repo"),
         (["check", "--namespace", "test", "--name", "x", "--hook", "confirm-everything"], {}, "--hook"),

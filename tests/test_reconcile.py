@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from helpers import Approvals, Keys
 
 from gitgate.decide import decide
 from gitgate.errors import GitgateError
@@ -19,20 +20,35 @@ from gitgate.reconcile import Reconciler
 from gitgate.snapshot import SnapshotBuilder
 from gitgate.state import StateDir
 from gitgate.trust import TrustRoots, VerifyMode, load_gpg_roots
-from helpers import Approvals, Keys
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
-def reconciler(approvals: Approvals, keys: Keys, state_dir: Path, *, mode: VerifyMode = VerifyMode.ALL,
-               trust_from: str | None = None, path: str = "gates", repo: str | None = None) -> Reconciler:
+def reconciler(
+    approvals: Approvals,
+    keys: Keys,
+    state_dir: Path,
+    *,
+    mode: VerifyMode = VerifyMode.ALL,
+    trust_from: str | None = None,
+    path: str = "gates",
+    repo: str | None = None,
+) -> Reconciler:
     state = StateDir(state_dir)
     state.ensure()
     mirror = Mirror(state.mirror_dir)
     fprs = load_gpg_roots(keys.carol_asc, state.gnupg_dir)
     roots = TrustRoots(mode, keys.allowed_signers, fprs, state.gnupg_dir)
-    rec = Reconciler(repo=repo or approvals.url, branch="main", mirror=mirror, state=state, trust=roots,
-                     builder=SnapshotBuilder(mirror, path), metrics=Metrics(), trust_from=trust_from)
+    rec = Reconciler(
+        repo=repo or approvals.url,
+        branch="main",
+        mirror=mirror,
+        state=state,
+        trust=roots,
+        builder=SnapshotBuilder(mirror, path),
+        metrics=Metrics(),
+        trust_from=trust_from,
+    )
     rec.resume()
     return rec
 
@@ -155,8 +171,10 @@ def test_an_invalid_file_refuses_the_whole_commit(approved: Approvals, keys: Key
     rec.reconcile()
     good = served(rec)
     approved.approve("test", "podinfo", "confirm-rollout", "abc")  # valid, but in the same commit as:
-    approved.write("gates/test/broken.yaml", "apiVersion: gitgate/v1\nkind: Gate\nmetadata:\n  name: broken\n"
-                   "  namespace: test\nspec:\n  default: maybe\n")
+    approved.write(
+        "gates/test/broken.yaml",
+        "apiVersion: gitgate/v1\nkind: Gate\nmetadata:\n  name: broken\n  namespace: test\nspec:\n  default: maybe\n",
+    )
     bad = approved.land("one good change, one bad file", keys.alice)
     out = rec.reconcile()
     assert out.result == "refused"
@@ -200,7 +218,9 @@ def test_restart_resumes_from_the_state_dir_without_the_remote(approved: Approva
     assert again.status()["last_fetch"]["error"] is None
 
 
-def test_restart_is_not_fooled_by_a_remote_rewritten_while_down(approved: Approvals, keys: Keys, tmp_path: Path) -> None:
+def test_restart_is_not_fooled_by_a_remote_rewritten_while_down(
+    approved: Approvals, keys: Keys, tmp_path: Path
+) -> None:
     first = reconciler(approved, keys, tmp_path / "state")
     first.reconcile()
     good = served(first)
@@ -213,7 +233,9 @@ def test_restart_is_not_fooled_by_a_remote_rewritten_while_down(approved: Approv
     assert served(again) == good and not answer(again, checksum="evil")
 
 
-def test_a_lost_clone_is_rebuilt_and_the_verified_commit_found_again(approved: Approvals, keys: Keys, tmp_path: Path) -> None:
+def test_a_lost_clone_is_rebuilt_and_the_verified_commit_found_again(
+    approved: Approvals, keys: Keys, tmp_path: Path
+) -> None:
     first = reconciler(approved, keys, tmp_path / "state")
     first.reconcile()
     good = served(first)
@@ -226,7 +248,7 @@ def test_a_lost_clone_is_rebuilt_and_the_verified_commit_found_again(approved: A
 
 def test_the_state_dir_belongs_to_one_repo(approved: Approvals, keys: Keys, tmp_path: Path) -> None:
     reconciler(approved, keys, tmp_path / "state").reconcile()
-    with pytest.raises(GitgateError, match="belongs to .* use another --state-dir"):
+    with pytest.raises(GitgateError, match=r"belongs to .* use another --state-dir"):
         reconciler(approved, keys, tmp_path / "state", repo=str(tmp_path / "elsewhere.git"))
 
 
@@ -245,8 +267,10 @@ def test_trust_from_verifies_everything_after_it(approvals: Approvals, keys: Key
 
 
 def test_a_path_for_one_cluster_with_its_policy(approvals: Approvals, keys: Keys, tmp_path: Path) -> None:
-    approvals.write("clusters/prod/gates/test/podinfo.yaml",
-                    "apiVersion: gitgate/v1\nkind: Gate\nmetadata: {name: podinfo, namespace: test}\nspec: {}\n")
+    approvals.write(
+        "clusters/prod/gates/test/podinfo.yaml",
+        "apiVersion: gitgate/v1\nkind: Gate\nmetadata: {name: podinfo, namespace: test}\nspec: {}\n",
+    )
     approvals.write("clusters/prod/gitgate.yaml", "apiVersion: gitgate/v1\nkind: Policy\nspec: {default: open}\n")
     approvals.write("gates/test/podinfo.yaml", "not: [valid")  # another layout's files are not read
     approvals.land("prod gates", keys.alice)
@@ -270,8 +294,10 @@ def test_checks_always_see_one_whole_commit(approvals: Approvals, keys: Keys, tm
         while not stop.is_set():
             snap = rec.snapshot
             if snap is not None:
-                pair = tuple(decide(snap, CheckRequest(CanaryRef("test", n), Hook.CONFIRM_ROLLOUT, "x"), NOW).open
-                             for n in ("one", "two"))
+                pair = tuple(
+                    decide(snap, CheckRequest(CanaryRef("test", n), Hook.CONFIRM_ROLLOUT, "x"), NOW).open
+                    for n in ("one", "two")
+                )
                 seen.add(pair)  # type: ignore[arg-type]
 
     thread = threading.Thread(target=reader)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import Approvals, Keys, sh
 
 from gitgate.errors import TrustError
 from gitgate.git import Mirror
 from gitgate.trust import TrustRoots, VerifyMode, check_allowed_signers, load_gpg_roots
-from helpers import Approvals, Keys, sh
 
 
 def _mirror(approvals: Approvals) -> Mirror:
@@ -25,7 +25,9 @@ def _roots(tmp_path: Path, keys: Keys, *, ssh: bool = True, gpg: bool = True) ->
 
 
 def test_each_signature_kind_gets_the_right_verdict(approvals: Approvals, keys: Keys, tmp_path: Path) -> None:
-    commits = {who: approvals.commit(who, getattr(keys, who)) for who in ("alice", "carol", "mallory", "dave", "nobody")}
+    commits = {
+        who: approvals.commit(who, getattr(keys, who)) for who in ("alice", "carol", "mallory", "dave", "nobody")
+    }
     roots = _roots(tmp_path, keys)
     verdicts = {v.commit: v for v in roots.verify(_mirror(approvals), commits.values())}
     got = {who: (verdicts[sha].trusted, verdicts[sha].reason) for who, sha in commits.items()}
@@ -43,7 +45,9 @@ def test_a_key_in_the_users_keyring_is_not_trusted(
 ) -> None:
     # Trap 1: git reports G for dave in a keyring that holds (and ultimately trusts) his key.
     sha = approvals.commit("dave signs", keys.dave)
-    assert sh("git", "log", "-1", "--format=%G?", cwd=approvals.work, env={"GNUPGHOME": str(keys.gnupg_signers)}) == "G\n"
+    assert (
+        sh("git", "log", "-1", "--format=%G?", cwd=approvals.work, env={"GNUPGHOME": str(keys.gnupg_signers)}) == "G\n"
+    )
     monkeypatch.setenv("GNUPGHOME", str(keys.gnupg_signers))
     [verdict] = _roots(tmp_path, keys).verify(_mirror(approvals), [sha])
     assert not verdict.trusted
@@ -59,7 +63,9 @@ def test_tampered_signed_commit_is_refused(approvals: Approvals, keys: Keys, tmp
     assert all("tampered" in v.reason or "bad signature" in v.reason for v in verdicts), verdicts
 
 
-def test_ssh_signature_without_ssh_roots_and_gpg_without_gpg_roots(approvals: Approvals, keys: Keys, tmp_path: Path) -> None:
+def test_ssh_signature_without_ssh_roots_and_gpg_without_gpg_roots(
+    approvals: Approvals, keys: Keys, tmp_path: Path
+) -> None:
     alice = approvals.commit("alice", keys.alice)
     carol = approvals.commit("carol", keys.carol)
     only_gpg = _roots(tmp_path / "a", keys, ssh=False)

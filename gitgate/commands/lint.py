@@ -43,7 +43,7 @@ def lint_file(file: Path) -> list[Problem]:
     shown = str(file)
     if file.name == POLICY_FILE:
         return parse_policy(shown, file.read_bytes())[1]
-    canary, why = canary_for_path(f"{file.parent.name}/{file.name}", "")
+    canary, why = canary_for_path(f"{file.absolute().parent.name}/{file.name}", "")  # "x.yaml" too
     if canary is None:
         return [Problem(shown, None, "", why)]
     return parse_gate(shown, file.read_bytes(), canary)[1]
