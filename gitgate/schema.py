@@ -25,7 +25,7 @@ MAX_NODES = 20_000
 POLICY_FILE = "gitgate.yaml"
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _CHECKSUM = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 try:  # libyaml's parser where present: same results, much faster

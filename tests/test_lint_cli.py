@@ -276,3 +276,21 @@ def test_schema_prints_a_2020_12_schema_that_validates_real_files(
     assert not validator.is_valid(gate)
     # A file `gitgate lint` passes is one the schema passes.
     assert lint(capsys, str(repo)) == (0, [], "3 files checked, no problems")
+
+
+def test_a_folder_with_nothing_to_lint_fails_so_a_wrong_path_is_noticed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "clusters" / "prod" / "gates" / "test").mkdir(parents=True)
+    assert main(["lint", str(tmp_path)]) == 1
+    assert "no gates/ folder and no gitgate.yaml; is --path right?" in capsys.readouterr().out
+
+
+def test_names_kubernetes_would_refuse_are_refused(tmp_path: Path) -> None:
+    from gitgate.schema import canary_for_path
+
+    for bad in ("a..b", ".a", "a.", "a.-b", "A"):
+        canary, why = canary_for_path(f"gates/test/{bad}.yaml", "gates")
+        assert canary is None, bad
+        assert "not a Kubernetes object name" in why
+    assert canary_for_path("gates/test/podinfo.v2.yaml", "gates")[0] is not None

@@ -36,6 +36,8 @@ def lint_tree(root: Path, gates_path: str) -> tuple[int, list[Problem]]:
             problems += parse_gate(rel, file.read_bytes(), canary)[1]
     elif folder.exists():
         problems.append(Problem(gates_path, None, "", "is not a folder of gate files"))
+    if count == 0 and not problems:  # nothing linted passes nothing: a wrong --path must not go green in CI
+        problems.append(Problem(str(root), None, "", f"no {gates_path}/ folder and no {POLICY_FILE}; is --path right?"))
     return count, problems
 
 
