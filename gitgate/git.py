@@ -25,7 +25,6 @@ _KEEP = {
     "GIT_TRACE",
     "GIT_CURL_VERBOSE",
 }
-ZERO = "0" * 40
 _AUTH_FAILURES = (
     "could not read Username",
     "Authentication failed",
@@ -116,7 +115,6 @@ class Mirror:
     def __init__(self, git_dir: Path, *, env: Mapping[str, str] | None = None) -> None:
         self.git_dir = git_dir
         self._env = dict(env or {})
-        self._lock = threading.Lock()
 
     def git(
         self,

@@ -183,3 +183,29 @@ def test_check_and_status_against_a_running_service(approvals: Approvals, keys: 
     down = gitgate("status", "--url", f"http://127.0.0.1:{free_port()}", cwd=tmp_path)
     assert down.returncode == 1
     assert "cannot reach gitgate" in one_line_error(down)
+
+
+def test_json_logs_are_one_json_object_per_line(approvals: Approvals, keys: Keys, tmp_path: Path) -> None:
+    import json
+
+    approvals.land("unsigned", keys.nobody)  # something worth a warning in the log
+    args = [
+        "--repo",
+        approvals.url,
+        "--trust-ssh",
+        str(keys.allowed_signers),
+        "--state-dir",
+        str(tmp_path / "st"),
+        "--verify",
+        "head",
+        "--log-format",
+        "json",
+    ]
+    svc = Service(args, tmp_path).start(ready=False)
+    try:
+        wait_for(lambda: svc.status()["refused"])
+    finally:
+        svc.stop()
+    records = [json.loads(line) for line in svc.log.read_text().splitlines() if line.strip()]
+    assert any(r["level"] == "warning" and "not signed" in r["message"] for r in records)
+    assert all({"time", "level", "logger", "message"} <= r.keys() for r in records)
