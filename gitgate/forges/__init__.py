@@ -1,0 +1,1 @@
+"""Forge adapters: where approval requests live (GitHub, GitLab, or plain git)."""

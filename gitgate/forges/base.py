@@ -1,0 +1,126 @@
+"""The forge interface every adapter implements, and the errors adapters raise.
+
+An adapter turns a RequestSpec into one open pull/merge request (idempotently), closes requests,
+lists open ones, tells how a commit was reviewed (for --require-approvals), and can ask the forge
+to run the request workflow instead (--request-via dispatch). Client-library errors are wrapped in
+ForgeError subclasses whose messages say what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from gitgate.errors import GitgateError
+from gitgate.request import RequestRef, RequestSpec
+
+
+class ForgeError(GitgateError):
+    """A forge call failed; the message says what to do."""
+
+
+class ForgeAuthError(ForgeError):
+    """The token is missing, wrong or expired (401)."""
+
+
+class ForgePermissionError(ForgeError):
+    """The token works but may not do this (403 without a rate limit): say which permission."""
+
+
+class ForgeNotFound(ForgeError):
+    """The repo (or another object) does not exist, or the token cannot see it (404)."""
+
+
+class ForgeRateLimited(ForgeError):
+    """Rate limited (429, or 403 with a rate-limit header); retry after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ForgeUnavailable(ForgeError):
+    """The forge answered 5xx or did not answer in time; retry later."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRequest:
+    url: str
+    number: int
+    branch: str
+    title: str
+    author: str
+
+
+@dataclass(frozen=True, slots=True)
+class Approver:
+    login: str
+    commit: str  # the head commit of the request when the approval was given
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """How a commit on the base branch came to be: the merged request it came from, if any."""
+
+    number: int
+    url: str
+    author: str
+    head: str  # the request's final head commit
+    approvals: tuple[Approver, ...]
+
+
+class Forge(Protocol):
+    name: str
+
+    def open_request(self, spec: RequestSpec, *, gates_path: str, now: datetime) -> RequestRef:
+        """Open the request for `spec`, or return the open one with the same branch.
+
+        Idempotent under races: the branch name is a pure function of the spec, and a caller that
+        loses a race (branch or request already exists) finds and returns the winner's request.
+        """
+        ...
+
+    def close_request(self, branch: str, comment: str) -> bool:
+        """Close the open request of `branch` with a comment; False if there is none."""
+        ...
+
+    def open_requests(self) -> list[OpenRequest]:
+        """Every open request gitgate opened (branches under gitgate/)."""
+        ...
+
+    def review(self, commit: str) -> Review | None:
+        """The merged request whose merge produced `commit` on the base branch, or None."""
+        ...
+
+    def dispatch(self, spec: RequestSpec) -> None:
+        """Ask the forge to run the request workflow (GitHub repository_dispatch, GitLab pipeline)."""
+        ...
+
+
+ForgeFactory = Callable[..., Forge]
+REGISTRY: dict[str, str] = {
+    "local": "gitgate.forges.local:LocalForge",
+    "github": "gitgate.forges.github:GitHubForge",
+    "gitlab": "gitgate.forges.gitlab:GitLabForge",
+}
+
+
+def approved_by_others(review: Review, *, required: int, approvers: frozenset[str] | None) -> tuple[bool, str]:
+    """--require-approvals: N distinct reviewers other than the author, given on the final head."""
+    valid = {a.login for a in review.approvals if a.commit == review.head and a.login != review.author}
+    if approvers is not None:
+        valid &= approvers
+    if len(valid) >= required:
+        return True, f"{len(valid)} approval(s) on the final head by {', '.join(sorted(valid))}"
+    stale = {a.login for a in review.approvals if a.commit != review.head}
+    self_ = any(a.login == review.author for a in review.approvals)
+    why = [f"{len(valid)} of {required} required approval(s) on the final head {review.head[:12]}"]
+    if stale:
+        why.append(f"approvals given before a later push do not count ({', '.join(sorted(stale))})")
+    if self_:
+        why.append(f"the author {review.author} cannot approve their own request")
+    if approvers is not None:
+        why.append("only --approvers count")
+    return False, "; ".join(why)
