@@ -57,7 +57,7 @@ def test_a_request_is_one_branch_changing_one_gate_file(harness: Harness) -> Non
     ref = harness.forge.open_request(spec(expires_in=timedelta(hours=24)), gates_path=GATES, now=NOW)
     assert ref.created
     assert ref.branch == "gitgate/test/podinfo/confirm-promotion/85d557f47b"
-    assert ref.url.startswith("http")
+    assert ref.url and str(ref.number) in ref.url
     assert harness.changed_files(ref.branch) == ["gates/test/podinfo.yaml"]
     doc = yaml.safe_load(harness.file_on(ref.branch, "gates/test/podinfo.yaml") or b"")
     assert doc["metadata"] == {"name": "podinfo", "namespace": "test"}
