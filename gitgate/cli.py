@@ -7,11 +7,12 @@ import sys
 from collections.abc import Callable, Sequence
 
 from gitgate import __version__
-from gitgate.commands import check, init, lint, schema_cmd, serve, status, verify
+from gitgate.commands import check, init, lint, local_requests, request_cmd, schema_cmd, serve, status, verify
 from gitgate.errors import GitgateError, UsageError
 from gitgate.settings import add
 
 Runner = Callable[[argparse.Namespace], int]
+HOOKS_HELP = "confirm-rollout | confirm-traffic-increase | confirm-promotion | rollback | *"
 
 
 def _repo_flags(p: argparse.ArgumentParser) -> None:
@@ -33,6 +34,12 @@ def _trust_flags(p: argparse.ArgumentParser) -> None:
         help="which new commits must be signed by a trusted key (off: UNVERIFIED)",
     )
     add(p, "--trust-from", metavar="SHA", help="with no state yet: verify every commit after this one")
+
+
+def _forge_flags(p: argparse.ArgumentParser) -> None:
+    add(p, "--forge", default="local", choices=["local", "github", "gitlab"], help="where requests live")
+    add(p, "--forge-repo", metavar="OWNER/NAME", help="the approvals repo on the forge (group/project on GitLab)")
+    add(p, "--api-url", help="GitHub Enterprise or self-managed GitLab API URL")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -67,9 +74,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="answer one check as the service would, with the reason")
     p.add_argument("--namespace", required=True)
     p.add_argument("--name", required=True)
-    p.add_argument(
-        "--hook", required=True, help="confirm-rollout | confirm-traffic-increase | confirm-promotion | rollback | *"
-    )
+    p.add_argument("--hook", required=True, help=HOOKS_HELP)
     p.add_argument("--checksum", help="Flagger's checksum of the revision")
     p.add_argument("--phase", help="the canary's phase, as Flagger sends it")
     add(p, "--url", help="ask a running service (e.g. http://gitgate.flagger-system) instead of the repo")
@@ -82,6 +87,36 @@ def parser() -> argparse.ArgumentParser:
     _repo_flags(p)
     _trust_flags(p)
     p.set_defaults(run=verify.run)
+
+    p = sub.add_parser("request", help="open (or find) the approval request for a gate; prints its URL")
+    p.add_argument("--namespace", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--hook", required=True, help=HOOKS_HELP)
+    p.add_argument("--checksum", required=True, help="Flagger's checksum of the revision")
+    p.add_argument("--phase", help="the canary's phase, as Flagger sent it")
+    p.add_argument("--message", help="Flagger's last message about the canary")
+    p.add_argument("--expires-in", help="the approval expires this long after the request (e.g. 24h)")
+    p.add_argument("--reviewers", help="comma-separated reviewers to ask")
+    p.add_argument("--labels", help="comma-separated labels")
+    _repo_flags(p)
+    _forge_flags(p)
+    p.set_defaults(run=request_cmd.run)
+
+    p = sub.add_parser("requests", help="list open requests (local forge)")
+    _repo_flags(p)
+    p.set_defaults(run=local_requests.list_requests)
+
+    p = sub.add_parser("approve", help="merge a request with a commit signed by you (local forge)")
+    p.add_argument("request", help="the request's number")
+    add(p, "--signing-key", help="your SSH signing key (private key file)")
+    _repo_flags(p)
+    p.set_defaults(run=local_requests.approve)
+
+    p = sub.add_parser("reject", help="close a request without merging it (local forge)")
+    p.add_argument("request", help="the request's number")
+    p.add_argument("--reason", help="why, kept in the request's record")
+    _repo_flags(p)
+    p.set_defaults(run=local_requests.reject)
 
     p = sub.add_parser("status", help="what a running service answers from, and why")
     add(p, "--url", default="http://127.0.0.1:8080", help="the service")

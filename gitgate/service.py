@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import tempfile
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitgate.errors import GitgateError, InvalidFiles, Problem, TrustError, UsageError
+from gitgate.forges.base import REGISTRY, Forge
+from gitgate.forges.local import LocalForge, default_user
 from gitgate.git import Mirror, run, token_env
 from gitgate.metrics import Metrics
 from gitgate.model import Snapshot
@@ -164,3 +167,32 @@ def inspect(args: argparse.Namespace, rev: str | None = None) -> Inspection:
         if snapshot is None and base is not None and mirror.rev(base):
             snapshot, answered = builder.build(base, verified=verified_flag), "last verified"
         return Inspection(head, base, ev, problems, snapshot, answered)
+
+
+def make_forge(args: argparse.Namespace, rs: RepoSettings) -> Forge:
+    """The forge named by --forge, built from the flags. GitHub and GitLab load only when asked for."""
+    kind = getattr(args, "forge", None) or "local"
+    if kind not in REGISTRY:
+        raise UsageError(f"--forge {kind!r}: use one of {', '.join(REGISTRY)}")
+    if kind == "local":
+        if not rs.is_local:
+            raise UsageError(
+                "--forge local works on a local approvals repo; give --repo a path, or use --forge github|gitlab"
+            )
+        return LocalForge(repo=Path(rs.repo), base_branch=rs.branch, user=default_user())
+    if not args.forge_repo:
+        raise UsageError(f"--forge {kind} needs --forge-repo ({'owner/name' if kind == 'github' else 'group/project'})")
+    env_token = os.environ.get("GITHUB_TOKEN" if kind == "github" else "GITLAB_TOKEN")
+    token = args.token or env_token
+    if not token:
+        raise UsageError(
+            f"--forge {kind} needs a token: --token, or {'GITHUB_TOKEN' if kind == 'github' else 'GITLAB_TOKEN'}"
+        )
+    module, _, name = REGISTRY[kind].partition(":")
+    factory = getattr(importlib.import_module(module), name)
+    key = "repo" if kind == "github" else "project"
+    options: dict[str, object] = {key: args.forge_repo, "token": token, "base_branch": rs.branch}
+    if args.api_url:
+        options["api_url"] = args.api_url
+    forge: Forge = factory(**options)
+    return forge
