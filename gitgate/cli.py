@@ -36,8 +36,8 @@ def _trust_flags(p: argparse.ArgumentParser) -> None:
     add(p, "--trust-from", metavar="SHA", help="with no state yet: verify every commit after this one")
 
 
-def _forge_flags(p: argparse.ArgumentParser) -> None:
-    add(p, "--forge", default="local", choices=["local", "github", "gitlab"], help="where requests live")
+def _forge_flags(p: argparse.ArgumentParser, default: str | None = "local") -> None:
+    add(p, "--forge", default=default, choices=["local", "github", "gitlab"], help="where requests live")
     add(p, "--forge-repo", metavar="OWNER/NAME", help="the approvals repo on the forge (group/project on GitLab)")
     add(p, "--api-url", help="GitHub Enterprise or self-managed GitLab API URL")
 
@@ -56,6 +56,30 @@ def parser() -> argparse.ArgumentParser:
     add(p, "--listen", default="0.0.0.0:8080", help="HOST:PORT to listen on")
     add(p, "--admin-token", help="bearer token for /gate/open, /gate/close, /rollback/open, /rollback/close")
     add(p, "--log-format", default="text", choices=["text", "json"], help="log lines for people or as JSON")
+    _forge_flags(p, default=None)
+    add(
+        p,
+        "--require-approvals",
+        default="0",
+        metavar="N",
+        help="each new commit must come from a merged request with N approvals by others than its author",
+    )
+    add(p, "--approvers", metavar="LIST", help="comma-separated logins whose approvals count (default: anyone's)")
+    add(
+        p,
+        "--request-on-deny",
+        action=argparse.BooleanOptionalAction,
+        help="open an approval request on the first denied check (default: on when --forge is set)",
+    )
+    add(
+        p,
+        "--request-via",
+        default="open",
+        choices=["open", "dispatch"],
+        help="open requests directly, or have the forge's workflow do it (repository_dispatch / pipeline)",
+    )
+    add(p, "--github-webhook-secret", help="secret of the GitHub push webhook (/hooks/github)")
+    add(p, "--gitlab-webhook-token", help="token of the GitLab push webhook (/hooks/gitlab)")
     p.set_defaults(run=serve.run)
 
     p = sub.add_parser("init", help="create a new approvals repo with a local signing key")

@@ -63,6 +63,25 @@ def _write(summary: str) -> dict[str, Any]:
                 "400": {"description": "Bad input.", "content": _TEXT},
                 "401": {"description": "No or wrong admin token.", "content": _TEXT},
                 "501": {"description": "No forge is configured to open requests with.", "content": _TEXT},
+                "502": {"description": "The forge did not open the request; the body says why.", "content": _TEXT},
+            },
+        }
+    }
+
+
+def _hook(summary: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary,
+            "responses": {
+                "200": {
+                    "description": "Authenticated, but not a push to the served branch (or a ping).",
+                    "content": _TEXT,
+                },
+                "202": {"description": "A push to the served branch: reconciling now.", "content": _TEXT},
+                "401": {"description": "Wrong signature or token.", "content": _TEXT},
+                "404": {"description": "This webhook is not configured.", "content": _TEXT},
+                "413": {"description": "Body over 64 KiB.", "content": _TEXT},
             },
         }
     }
@@ -106,6 +125,23 @@ def openapi_document(version: str) -> dict[str, Any]:
             "/gate/close": _write("Open a revocation request for the canary's gate."),
             "/rollback/open": _write("Open a rollback approval request."),
             "/rollback/close": _write("Open a rollback revocation request."),
+            "/events": {
+                "post": {
+                    "summary": "Flagger's event webhook: recent events per canary; requests for other revisions "
+                    "are closed when a canary reaches Succeeded or Failed.",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FlaggerPayload"}}},
+                    },
+                    "responses": {
+                        "202": {"description": "Recorded.", "content": _TEXT},
+                        "400": {"description": "Bad input.", "content": _TEXT},
+                        "413": {"description": "Body over 64 KiB.", "content": _TEXT},
+                    },
+                }
+            },
+            "/hooks/github": _hook("GitHub push webhook (X-Hub-Signature-256): reconcile now."),
+            "/hooks/gitlab": _hook("GitLab push webhook (X-Gitlab-Token): reconcile now."),
             "/healthz": _get("The process is alive.", _TEXT),
             "/readyz": _get(
                 "A verified commit is served.", _TEXT, {"503": {"description": "Not ready yet.", "content": _TEXT}}

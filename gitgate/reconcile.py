@@ -53,8 +53,17 @@ class Evaluation:
     refusal: tuple[str, str] | None
 
 
+ReviewCheck = Callable[[str], tuple[bool | None, str]]  # commit -> (ok, why); None: could not ask
+
+
 def evaluate(
-    mirror: Mirror, trust: TrustRoots, *, base: str | None, head: str, trust_from: str | None = None
+    mirror: Mirror,
+    trust: TrustRoots,
+    *,
+    base: str | None,
+    head: str,
+    trust_from: str | None = None,
+    review: ReviewCheck | None = None,
 ) -> Evaluation:
     if base is not None:
         if mirror.rev(base) is None:
@@ -80,16 +89,25 @@ def evaluate(
         if start is None or not mirror.is_ancestor(start, head):
             return Evaluation([], ("rewrite", f"--trust-from {trust_from} is not an ancestor of {head[:12]}"))
         base = start
-    if trust.mode is VerifyMode.OFF:
-        return Evaluation([], None)
-    only_head = trust.mode is VerifyMode.HEAD or base is None
-    commits = [head] if only_head or base is None else mirror.first_parent_path(base, head)
-    verdicts = trust.verify(mirror, commits)
-    bad = next((v for v in verdicts if not v.trusted), None)
-    if bad is None:
-        return Evaluation(verdicts, None)
-    where = "" if bad.commit == head else f" (on the way to {head[:12]})"
-    return Evaluation(verdicts, ("signature", f"commit {bad.commit[:12]}{where}: {bad.reason}"))
+    path = [head] if base is None else mirror.first_parent_path(base, head)  # the new commits
+    verdicts: list[Verdict] = []
+    if trust.mode is not VerifyMode.OFF:
+        verdicts = trust.verify(mirror, [head] if trust.mode is VerifyMode.HEAD else path)
+        bad = next((v for v in verdicts if not v.trusted), None)
+        if bad is not None:
+            where = "" if bad.commit == head else f" (on the way to {head[:12]})"
+            return Evaluation(verdicts, ("signature", f"commit {bad.commit[:12]}{where}: {bad.reason}"))
+    if review is not None and base is not None:
+        # The commit gitgate starts from (no state yet) is trusted on its signature alone, as it
+        # must be: a new repo's first commit comes from no review. Every commit after it is checked.
+        for commit in path:
+            ok, why = review(commit)
+            if ok:
+                continue
+            kind = "review" if ok is False else "unavailable"
+            where = "" if commit == head else f" (on the way to {head[:12]})"
+            return Evaluation(verdicts, (kind, f"commit {commit[:12]}{where}: {why}"))
+    return Evaluation(verdicts, None)
 
 
 class Reconciler:
@@ -104,6 +122,7 @@ class Reconciler:
         builder: SnapshotBuilder,
         metrics: Metrics,
         trust_from: str | None = None,
+        review: ReviewCheck | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.repo = repo
@@ -114,6 +133,7 @@ class Reconciler:
         self.builder = builder
         self.metrics = metrics
         self.trust_from = trust_from
+        self.review = review
         self.clock = clock
         self.snapshot: Snapshot | None = None
         self.verified: Verified | None = None
@@ -204,7 +224,7 @@ class Reconciler:
 
     def _advance(self, head: str) -> Outcome:
         base = self.verified.commit if self.verified else None
-        ev = evaluate(self.mirror, self.trust, base=base, head=head, trust_from=self.trust_from)
+        ev = evaluate(self.mirror, self.trust, base=base, head=head, trust_from=self.trust_from, review=self.review)
         if ev.refusal is not None:
             return self._refuse(head, *ev.refusal)
         if not self._serve(head):
@@ -226,7 +246,7 @@ class Reconciler:
 
     def _refuse(self, commit: str, kind: str, reason: str) -> Outcome:
         refusal = Refusal(commit, kind, reason, self.clock())
-        if commit:
+        if commit and kind != "unavailable":  # a forge outage is retried next interval
             if commit in self._refused_heads:
                 return Outcome("refused", commit, reason)
             self._refused_heads[commit] = refusal

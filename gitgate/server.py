@@ -22,11 +22,15 @@ from gitgate.freeze import in_force
 from gitgate.metrics import CONTENT_TYPE, Metrics
 from gitgate.model import CanaryRef, CheckRequest, Decision, Hook, Snapshot
 from gitgate.openapi import openapi_document
+from gitgate.request import RequestSpec, branch_name
+from gitgate.requester import Requester, Wanted
 from gitgate.timeutil import format_timestamp
+from gitgate.webhooks import github_signature_ok, gitlab_token_ok, pushed_branch
 from gitgate.wire import MAX_BODY, BadRequest, check_request, parse_payload
 
 ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 RECENT_CHECKS = 10_000
+WEBHOOK_BODY = 1 << 20
 
 
 class GateSource(Protocol):
@@ -45,6 +49,61 @@ class LastCheck:
     phase: str | None
     open: bool
     at: datetime
+
+
+@dataclass(frozen=True)
+class Event:
+    at: datetime
+    type: str
+    message: str
+    phase: str | None
+    checksum: str | None
+
+
+class EventLog:
+    """Flagger's recent events per canary: bounded per canary and in canaries."""
+
+    def __init__(self, per_canary: int = 20, canaries: int = 2_000) -> None:
+        self._items: collections.OrderedDict[CanaryRef, collections.deque[Event]] = collections.OrderedDict()
+        self._per = per_canary
+        self._max = canaries
+        self._lock = threading.Lock()
+
+    def record(self, canary: CanaryRef, event: Event) -> None:
+        with self._lock:
+            log = self._items.setdefault(canary, collections.deque(maxlen=self._per))
+            log.append(event)
+            self._items.move_to_end(canary)
+            if len(self._items) > self._max:
+                self._items.popitem(last=False)
+
+    def last_message(self, canary: CanaryRef) -> str | None:
+        log = self._items.get(canary)
+        return log[-1].message if log else None
+
+    def status(self) -> list[dict[str, Any]]:
+        with self._lock:
+            items = [(c, list(log)) for c, log in self._items.items()]
+        return [
+            {
+                "canary": str(c),
+                "at": format_timestamp(e.at),
+                "type": e.type,
+                "message": e.message,
+                "phase": e.phase,
+                "checksum": e.checksum,
+            }
+            for c, log in items
+            for e in log
+        ]
+
+
+def _ts_ms(value: str | None, fallback: datetime) -> datetime:
+    """Flagger's metadata.timestamp: Unix milliseconds as a string."""
+    try:
+        return datetime.fromtimestamp(int(value or "") / 1000, UTC)
+    except (ValueError, OverflowError, OSError):
+        return fallback
 
 
 class RecentChecks:
@@ -84,10 +143,18 @@ def create_app(
     metrics: Metrics,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     admin_token: str | None = None,
+    requester: Requester | None = None,
+    request_on_deny: bool = False,
+    branch: str = "main",
+    github_webhook_secret: str | None = None,
+    gitlab_webhook_token: str | None = None,
 ) -> Flask:
+    """The service. With a `requester`, denied checks open approval requests in the background
+    (`request_on_deny`) and the admin-token write endpoints open requests and revocations."""
     app = Flask("gitgate")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     recent = RecentChecks()
+    events = EventLog()
     check_paths: set[str] = set()
 
     @app.errorhandler(HTTPException)
@@ -113,7 +180,22 @@ def create_app(
             metrics.bad_requests.labels(request.path).inc()
             return _text(str(e), e.status, X_Gitgate_Commit=_commit(snap))
         now = clock()
-        decision: Decision = decide(snap, req, now)
+        spec = None
+        url = None
+        if requester is not None and req.hook.is_confirm and req.checksum:
+            spec = RequestSpec(
+                req.canary,
+                req.hook,
+                req.checksum,
+                phase=req.phase,
+                message=events.last_message(req.canary),
+                waiting_since=now,
+            )
+            url = requester.url_for(spec)
+        decision: Decision = decide(snap, req, now, request_url=url)
+        wanted = request_on_deny and not decision.open and snap is not None and decision.frozen_until is None
+        if wanted and spec is not None and requester is not None:
+            requester.want(spec)  # never blocks: the forge is called on the requester's thread
         recent.record(req.canary, req.hook, LastCheck(req.checksum, req.phase, decision.open, now))
         metrics.checks.labels(req.hook.value, "open" if decision.open else "closed").inc()
         metrics.check_seconds.observe(time.perf_counter() - started)
@@ -160,14 +242,31 @@ def create_app(
                 WWW_Authenticate='Bearer realm="gitgate"',
             )
         try:
-            check_request(parse_payload(request.get_data(cache=False)), Hook.ANY)
+            hook = Hook.ROLLBACK if action.startswith("/rollback/") else None
+            req = check_request(parse_payload(request.get_data(cache=False)), hook)
         except BadRequest as e:
             return _text(str(e), e.status)
-        return _text(
-            f"{action} cannot open a request: this service has no forge to open approval "
-            "requests with (--forge); commit the change to the approvals repo instead",
-            501,
+        if requester is None:
+            return _text(
+                f"{action} cannot open a request: this service has no forge to open approval "
+                "requests with (--forge); commit the change to the approvals repo instead",
+                501,
+            )
+        if not req.checksum:
+            return _text("'checksum' is required: an approval is bound to a revision (use \"*\" for any)", 400)
+        spec = RequestSpec(
+            req.canary,
+            req.hook,
+            req.checksum,
+            phase=req.phase,
+            message=events.last_message(req.canary),
+            waiting_since=clock(),
+            revoke=action.endswith("/close"),
         )
+        item = requester.open_now(Wanted(spec))
+        if item.state == "failed":
+            return _text(f"the forge did not open the request: {item.error}", 502)
+        return _text(item.url or f"asked the forge's workflow to open {branch_name(spec)}", 202)
 
     for rule in ("/gate/open", "/gate/close", "/rollback/open", "/rollback/close"):
         app.add_url_rule(
@@ -177,6 +276,68 @@ def create_app(
             methods=ANY_METHOD,
             provide_automatic_options=False,
         )
+
+    @app.post("/events")
+    def flagger_event() -> Response:
+        """Flagger's event webhook: kept per canary for the status page; a canary that reached
+        Succeeded or Failed has its open requests for other revisions closed."""
+        try:
+            payload = parse_payload(request.get_data(cache=False))
+        except BadRequest as e:
+            metrics.bad_requests.labels(request.path).inc()
+            return _text(str(e), e.status)
+        canary = CanaryRef(payload["namespace"], payload["name"])
+        meta = payload.get("metadata", {})
+        phase = payload.get("phase")
+        events.record(
+            canary,
+            Event(
+                _ts_ms(meta.get("timestamp"), clock()),
+                meta.get("eventType", ""),
+                meta.get("eventMessage", ""),
+                phase,
+                payload.get("checksum"),
+            ),
+        )
+        if requester is not None and phase in ("Succeeded", "Failed"):
+            keep = payload.get("checksum")
+            requester.later(lambda: requester.close_others(canary, keep, phase or ""))
+        return _text("OK", 202)
+
+    def push_hook(ok: bool, configured: bool, flag: str) -> Response:
+        if not configured:
+            return _text(f"this webhook is off: start the service with {flag}", 404)
+        if not ok:
+            metrics.bad_requests.labels(request.path).inc()
+            return _text("webhook not authenticated: wrong signature or token", 401)
+        pushed = pushed_branch(request.get_data(cache=True))
+        if pushed != branch:
+            return _text(f"ignored: not a push to {branch}", 200)
+        source.trigger()
+        return _text(f"reconciling {branch}", 202)
+
+    @app.post("/hooks/github")
+    def github_hook() -> Response:
+        request.max_content_length = WEBHOOK_BODY  # push payloads list commits; they outgrow Flagger's
+        body = request.get_data(cache=True)
+        if (
+            request.headers.get("X-GitHub-Event") == "ping"
+            and github_webhook_secret
+            and github_signature_ok(github_webhook_secret, body, request.headers.get("X-Hub-Signature-256"))
+        ):
+            return _text("pong", 200)
+        ok = bool(github_webhook_secret) and github_signature_ok(
+            github_webhook_secret or "", body, request.headers.get("X-Hub-Signature-256")
+        )
+        return push_hook(ok, bool(github_webhook_secret), "--github-webhook-secret")
+
+    @app.post("/hooks/gitlab")
+    def gitlab_hook() -> Response:
+        request.max_content_length = WEBHOOK_BODY
+        ok = bool(gitlab_webhook_token) and gitlab_token_ok(
+            gitlab_webhook_token or "", request.headers.get("X-Gitlab-Token")
+        )
+        return push_hook(ok, bool(gitlab_webhook_token), "--gitlab-webhook-token")
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -197,13 +358,19 @@ def create_app(
     def openapi() -> Response:
         return Response(json.dumps(openapi_document(__version__), indent=2), mimetype="application/json")
 
+    def full_status() -> dict[str, Any]:
+        out = build_status(source, recent, clock())
+        out["requests"] = requester.status() if requester is not None else []
+        out["events"] = events.status()
+        return out
+
     @app.get("/api/v1/status")
     def status() -> Response:
-        return Response(json.dumps(build_status(source, recent, clock()), indent=2), mimetype="application/json")
+        return Response(json.dumps(full_status(), indent=2), mimetype="application/json")
 
     @app.get("/")
     def page() -> Response:
-        return Response(render_page(build_status(source, recent, clock())), mimetype="text/html")
+        return Response(render_page(full_status()), mimetype="text/html")
 
     return app
 

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitgate.errors import GitgateError, InvalidFiles, Problem, TrustError, UsageError
-from gitgate.forges.base import REGISTRY, Forge
+from gitgate.forges.base import REGISTRY, Forge, ForgeError, approved_by_others
 from gitgate.forges.local import LocalForge, default_user
 from gitgate.git import Mirror, run, token_env
 from gitgate.metrics import Metrics
 from gitgate.model import Snapshot
-from gitgate.reconcile import Evaluation, Reconciler, evaluate
+from gitgate.reconcile import Evaluation, Reconciler, ReviewCheck, evaluate
 from gitgate.settings import is_url
 from gitgate.snapshot import SnapshotBuilder
 from gitgate.state import StateDir
@@ -99,7 +99,40 @@ def git_credentials(args: argparse.Namespace) -> dict[str, str]:
     return token_env(token)
 
 
-def build_reconciler(args: argparse.Namespace, rs: RepoSettings, metrics: Metrics) -> Reconciler:
+def review_check(forge: Forge, required: int, approvers: frozenset[str] | None) -> ReviewCheck:
+    """--require-approvals: how each new commit came to be, asked of the forge."""
+
+    def check(commit: str) -> tuple[bool | None, str]:
+        try:
+            review = forge.review(commit)
+        except ForgeError as e:
+            return None, f"could not ask {forge.name} how it was reviewed: {e}"
+        if review is None:
+            return False, "not the merge of a reviewed request (pushed directly, bypassing review)"
+        ok, why = approved_by_others(review, required=required, approvers=approvers)
+        return ok, f"from {review.url}: {why}"
+
+    return check
+
+
+def review_settings(args: argparse.Namespace) -> tuple[int, frozenset[str] | None]:
+    try:
+        required = int(args.require_approvals or 0)
+    except ValueError:
+        raise UsageError(f"--require-approvals {args.require_approvals!r}: give a whole number") from None
+    if required < 0:
+        raise UsageError("--require-approvals must be 0 or more")
+    approvers = frozenset(a.strip() for a in (args.approvers or "").split(",") if a.strip()) or None
+    if approvers is not None and required == 0:
+        raise UsageError("--approvers only matters with --require-approvals N")
+    if required and not getattr(args, "forge", None):
+        raise UsageError("--require-approvals needs --forge: reviews are read from the forge")
+    return required, approvers
+
+
+def build_reconciler(
+    args: argparse.Namespace, rs: RepoSettings, metrics: Metrics, *, review: ReviewCheck | None = None
+) -> Reconciler:
     rs.state.ensure()
     trust = trust_roots(args, rs, rs.state.gnupg_dir)
     mirror = Mirror(rs.state.mirror_dir, env=git_credentials(args))
@@ -112,6 +145,7 @@ def build_reconciler(args: argparse.Namespace, rs: RepoSettings, metrics: Metric
         builder=SnapshotBuilder(mirror, rs.path),
         metrics=metrics,
         trust_from=args.trust_from,
+        review=review,
     )
 
 
@@ -169,7 +203,7 @@ def inspect(args: argparse.Namespace, rev: str | None = None) -> Inspection:
         return Inspection(head, base, ev, problems, snapshot, answered)
 
 
-def make_forge(args: argparse.Namespace, rs: RepoSettings) -> Forge:
+def make_forge(args: argparse.Namespace, rs: RepoSettings, *, user: str | None = None) -> Forge:
     """The forge named by --forge, built from the flags. GitHub and GitLab load only when asked for."""
     kind = getattr(args, "forge", None) or "local"
     if kind not in REGISTRY:
@@ -179,7 +213,7 @@ def make_forge(args: argparse.Namespace, rs: RepoSettings) -> Forge:
             raise UsageError(
                 "--forge local works on a local approvals repo; give --repo a path, or use --forge github|gitlab"
             )
-        return LocalForge(repo=Path(rs.repo), base_branch=rs.branch, user=default_user())
+        return LocalForge(repo=Path(rs.repo), base_branch=rs.branch, user=user or default_user())
     if not args.forge_repo:
         raise UsageError(f"--forge {kind} needs --forge-repo ({'owner/name' if kind == 'github' else 'group/project'})")
     env_token = os.environ.get("GITHUB_TOKEN" if kind == "github" else "GITLAB_TOKEN")

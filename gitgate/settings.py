@@ -28,7 +28,9 @@ def add(
     """A flag whose default comes from GITGATE_<FLAG> when that is set."""
     var = env_name(flag)
     value = os.environ.get(var)
-    if value is not None and kwargs.get("action") in ("store_true", "store_false"):
+    if value is not None and kwargs.get("action") is argparse.BooleanOptionalAction:
+        default = value.strip().lower() in ("1", "true", "yes", "on")
+    elif value is not None and kwargs.get("action") in ("store_true", "store_false"):
         truthy = value.strip().lower() in ("1", "true", "yes", "on")
         default = truthy if kwargs["action"] == "store_true" else not truthy
     elif value is not None:

@@ -122,7 +122,8 @@ def test_bad_usage_exits_2_with_one_line(tmp_path: Path, args: list[str], env: d
 
 
 def test_unknown_flags_and_commands_exit_2(tmp_path: Path) -> None:
-    assert gitgate("serve", "--require-approvals", "2", cwd=tmp_path).returncode == 2  # never silently ignored
+    assert gitgate("serve", "--no-such-flag", cwd=tmp_path).returncode == 2  # never silently ignored
+    assert gitgate("serve", "--require-approvals", "2", cwd=tmp_path).returncode == 2  # needs --forge
     assert gitgate("frobnicate", cwd=tmp_path).returncode == 2
     assert gitgate(cwd=tmp_path).returncode == 2
     version = gitgate("--version", cwd=tmp_path)

@@ -14,9 +14,19 @@ import waitress
 
 from gitgate import logs
 from gitgate.commands.init import init_repo
+from gitgate.errors import UsageError
 from gitgate.metrics import Metrics
+from gitgate.requester import Requester
 from gitgate.server import create_app
-from gitgate.service import DEFAULT_REPO, build_reconciler, repo_settings, verify_mode
+from gitgate.service import (
+    DEFAULT_REPO,
+    build_reconciler,
+    make_forge,
+    repo_settings,
+    review_check,
+    review_settings,
+    verify_mode,
+)
 from gitgate.settings import listen_address, seconds
 
 log = logging.getLogger("gitgate")
@@ -32,17 +42,38 @@ def run(args: argparse.Namespace) -> int:
     verify_mode(args.verify)
     rs = repo_settings(args)
     interval = seconds(args.interval or ("1s" if rs.is_local else "30s"), "--interval")
+    required, approvers = review_settings(args)
+    if args.request_via == "dispatch" and args.forge not in ("github", "gitlab"):
+        raise UsageError("--request-via dispatch needs --forge github or gitlab")
+    request_on_deny = bool(args.forge) if args.request_on_deny is None else bool(args.request_on_deny)
+    if request_on_deny and not args.forge:
+        raise UsageError("--request-on-deny needs --forge: requests are opened on a forge")
     if args.repo == DEFAULT_REPO and not Path(DEFAULT_REPO).exists():
         log.info("no %s: creating the embedded default approvals repo (gitgate init)", DEFAULT_REPO)
         init_repo(Path(DEFAULT_REPO), rs.state)
     rs.state.lock()
+    forge = make_forge(args, rs, user="gitgate") if args.forge else None
+    requester = None
+    if forge is not None:
+        requester = Requester(forge=forge, gates_path=rs.path, via=args.request_via)
+        requester.start()
+    review = review_check(forge, required, approvers) if forge is not None and required else None
     metrics = Metrics()
-    reconciler = build_reconciler(args, rs, metrics)
+    reconciler = build_reconciler(args, rs, metrics, review=review)
     reconciler.resume()
     stop = threading.Event()
     worker = threading.Thread(target=reconciler.run, args=(stop, interval), name="reconciler", daemon=True)
     worker.start()
-    app = create_app(source=reconciler, metrics=metrics, admin_token=args.admin_token or None)
+    app = create_app(
+        source=reconciler,
+        metrics=metrics,
+        admin_token=args.admin_token or None,
+        requester=requester,
+        request_on_deny=request_on_deny,
+        branch=rs.branch,
+        github_webhook_secret=args.github_webhook_secret or None,
+        gitlab_webhook_token=args.gitlab_webhook_token or None,
+    )
     log.info(
         "gitgate serving %s branch %s (%s) on http://%s:%d, %s",
         rs.repo,

@@ -1,0 +1,192 @@
+"""Opening approval requests in the background, for the service.
+
+A denied check asks for a request with `want()`, which never blocks: the first ask for a (canary,
+hook, checksum) queues it; later asks find it queued, opened (its URL goes into the 403 answer) or
+failed (retried after a bounded backoff, or after the forge's Retry-After). One worker thread talks
+to the forge, so a slow or broken forge never delays a check.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from gitgate.errors import GitgateError
+from gitgate.forges.base import Forge, ForgeRateLimited
+from gitgate.model import CanaryRef
+from gitgate.request import RequestSpec, branch_name
+
+log = logging.getLogger("gitgate.requests")
+KEPT = 10_000
+BACKOFF = (5.0, 15.0, 60.0, 300.0)
+# Checks are unauthenticated: anyone who can reach the service can name any canary. New requests
+# are limited to this many a minute, so a flood of made-up names cannot flood the forge.
+NEW_PER_MINUTE = 30
+
+
+@dataclass
+class Wanted:
+    spec: RequestSpec
+    state: str = "queued"  # queued | opened | dispatched | failed
+    url: str = ""
+    number: int = 0
+    error: str = ""
+    failures: int = 0
+    retry_at: float = 0.0
+    asked_at: str = ""
+
+
+class Requester:
+    def __init__(
+        self,
+        *,
+        forge: Forge,
+        gates_path: str,
+        via: str = "open",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.forge = forge
+        self.gates_path = gates_path
+        self.via = via
+        self.clock = clock
+        self.monotonic = monotonic
+        self._items: OrderedDict[str, Wanted] = OrderedDict()
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[str | Callable[[], object] | None] = queue.Queue()
+        self._recent_new: list[float] = []
+        self._thread: threading.Thread | None = None
+
+    # --- the check path: never blocks --------------------------------------------------------
+
+    def url_for(self, spec: RequestSpec) -> str | None:
+        item = self._items.get(branch_name(spec))
+        return item.url or None if item else None
+
+    def want(self, spec: RequestSpec) -> None:
+        key = branch_name(spec)
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                now = self.monotonic()
+                self._recent_new = [t for t in self._recent_new if now - t < 60]
+                if len(self._recent_new) >= NEW_PER_MINUTE:
+                    return  # asked again at the next check, once the minute has passed
+                self._recent_new.append(now)
+                item = Wanted(spec, asked_at=_ts(self.clock()))
+                self._items[key] = item
+                if len(self._items) > KEPT:
+                    self._items.popitem(last=False)
+            elif item.state != "failed" or self.monotonic() < item.retry_at:
+                return
+            item.state = "queued"
+        self._queue.put(key)
+
+    # --- the worker ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="requester", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+
+    def drain(self, timeout: float = 30) -> None:
+        """Wait until every queued request has been tried (for `gitgate demo` and tests)."""
+        deadline = self.monotonic() + timeout
+        while self.monotonic() < deadline:
+            if not any(i.state == "queued" for i in list(self._items.values())) and self._queue.empty():
+                return
+            time.sleep(0.02)
+
+    def _run(self) -> None:
+        while True:
+            key = self._queue.get()
+            if key is None:
+                return
+            if callable(key):
+                try:
+                    key()
+                except Exception:  # a failing background task must not stop the worker
+                    log.exception("background forge task failed")
+                continue
+            item = self._items.get(key)
+            if item is None or item.state != "queued":
+                continue
+            self.open_now(item)
+
+    def open_now(self, item: Wanted) -> Wanted:
+        try:
+            if self.via == "dispatch":
+                self.forge.dispatch(item.spec)
+                item.state, item.error = "dispatched", ""
+                log.info("asked the forge's workflow to open a request for %s", branch_name(item.spec))
+            else:
+                ref = self.forge.open_request(item.spec, gates_path=self.gates_path, now=self.clock())
+                item.state, item.url, item.number, item.error = "opened", ref.url, ref.number, ""
+                log.info("%s request %s for %s", "opened" if ref.created else "found", ref.url, ref.branch)
+        except ForgeRateLimited as e:
+            self._failed(item, str(e), e.retry_after)
+        except GitgateError as e:
+            self._failed(item, str(e), BACKOFF[min(item.failures, len(BACKOFF) - 1)])
+        except Exception as e:  # a bug in an adapter must not stop the worker
+            log.exception("opening a request failed")
+            self._failed(item, f"{type(e).__name__}: {e}", BACKOFF[-1])
+        return item
+
+    def _failed(self, item: Wanted, error: str, wait: float) -> None:
+        item.failures += 1
+        item.state, item.error = "failed", error
+        item.retry_at = self.monotonic() + wait
+        log.warning("could not open a request for %s: %s (next try in %.0fs)", branch_name(item.spec), error, wait)
+
+    def later(self, task: Callable[[], object]) -> None:
+        """Run `task` on the worker thread (forge calls that must not hold up an HTTP answer)."""
+        self._queue.put(task)
+
+    # --- events and status --------------------------------------------------------------------
+
+    def close_others(self, canary: CanaryRef, keep_checksum: str | None, phase: str) -> int:
+        """The canary finished (Succeeded/Failed): close its open requests for other revisions."""
+        closed = 0
+        prefix = f"gitgate/{canary.namespace}/{canary.name}/"
+        for request in self.forge.open_requests():
+            if not request.branch.startswith(prefix) or request.branch.endswith(f"/{keep_checksum}"):
+                continue
+            comment = (
+                f"Closed by gitgate: canary {canary} reached {phase}"
+                + (f" with revision {keep_checksum}" if keep_checksum else "")
+                + "; this request was for another revision."
+            )
+            if self.forge.close_request(request.branch, comment):
+                closed += 1
+                with self._lock:
+                    self._items.pop(request.branch, None)
+        return closed
+
+    def status(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "branch": key,
+                "canary": str(i.spec.canary),
+                "hook": i.spec.hook_word,
+                "checksum": i.spec.checksum,
+                "state": i.state,
+                "url": i.url or None,
+                "number": i.number or None,
+                "error": i.error or None,
+                "asked_at": i.asked_at,
+            }
+            for key, i in list(self._items.items())
+        ]
+
+
+def _ts(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
