@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from gitgate import __version__
-from gitgate.commands import check, init, lint, local_requests, request_cmd, schema_cmd, serve, status, verify
+from gitgate.commands import check, demo, init, lint, local_requests, request_cmd, schema_cmd, serve, status, verify
 from gitgate.errors import GitgateError, UsageError
 from gitgate.settings import add
 
@@ -141,6 +141,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="why, kept in the request's record")
     _repo_flags(p)
     p.set_defaults(run=local_requests.reject)
+
+    p = sub.add_parser("demo", help="the whole story on this machine: repo, keys, service, Flagger, request, approval")
+    p.add_argument("--dir", help="keep the demo's files here (default: a temporary folder, removed after)")
+    p.set_defaults(run=demo.run)
 
     p = sub.add_parser("status", help="what a running service answers from, and why")
     add(p, "--url", default="http://127.0.0.1:8080", help="the service")

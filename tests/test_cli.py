@@ -210,3 +210,17 @@ def test_json_logs_are_one_json_object_per_line(approvals: Approvals, keys: Keys
     records = [json.loads(line) for line in svc.log.read_text().splitlines() if line.strip()]
     assert any(r["level"] == "warning" and "not signed" in r["message"] for r in records)
     assert all({"time", "level", "logger", "message"} <= r.keys() for r in records)
+
+
+def test_demo_tells_the_whole_story_and_the_gate_opens(tmp_path: Path) -> None:
+    proc = gitgate("demo", "--dir", str(tmp_path / "demo"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "gitgate: 403 confirm-promotion of test/podinfo (checksum 7b9c6d5f8d) is closed" in out
+    assert "gitgate opened approval request #1 by itself" in out
+    assert "to approve, merge file://" in out
+    assert "Flagger polls: 200 Approved" in out
+    assert "G Merge request #1" in out
+    assert "rollback stays closed without its own approval: 403" in out
+    repo = tmp_path / "demo" / "approvals"
+    assert "7b9c6d5f8d" in (repo / "gates/test/podinfo.yaml").read_text()
