@@ -49,8 +49,8 @@ def spec(hook: Hook = Hook.CONFIRM_PROMOTION, checksum: str = "85d557f47b", **kw
         phase="Progressing",
         message="Halt podinfo.test advancement waiting for approval approve-promotion",
         waiting_since=NOW - timedelta(minutes=3),
-        **kw,
-    )  # type: ignore[arg-type]
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 def test_a_request_is_one_branch_changing_one_gate_file(harness: Harness) -> None:

@@ -228,3 +228,10 @@ def test_what_counts_as_an_approval(
     got, why = approved_by_others(review, required=1, approvers=approvers)
     assert got is ok
     assert says in why
+
+
+def test_an_approval_whose_head_the_forge_does_not_know_does_not_count() -> None:
+    review = Review(7, "https://example.test/pull/7", "alice", "h", (Approver("bob", ""),))
+    ok, why = approved_by_others(review, required=1, approvers=None)
+    assert not ok
+    assert "does not say which head was approved (bob)" in why

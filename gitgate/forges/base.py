@@ -114,9 +114,15 @@ def approved_by_others(review: Review, *, required: int, approvers: frozenset[st
         valid &= approvers
     if len(valid) >= required:
         return True, f"{len(valid)} approval(s) on the final head by {', '.join(sorted(valid))}"
-    stale = {a.login for a in review.approvals if a.commit != review.head}
+    unknown = {a.login for a in review.approvals if not a.commit}
+    stale = {a.login for a in review.approvals if a.commit and a.commit != review.head}
     self_ = any(a.login == review.author for a in review.approvals)
     why = [f"{len(valid)} of {required} required approval(s) on the final head {review.head[:12]}"]
+    if unknown:
+        why.append(
+            f"the forge does not say which head was approved ({', '.join(sorted(unknown))}); "
+            "turn on resetting approvals when commits are added"
+        )
     if stale:
         why.append(f"approvals given before a later push do not count ({', '.join(sorted(stale))})")
     if self_:
