@@ -133,6 +133,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("approve", help="merge a request with a commit signed by you (local forge)")
     p.add_argument("request", help="the request's number")
     add(p, "--signing-key", help="your SSH signing key (private key file)")
+    add(p, "--notify", metavar="URL", help="a gitgate service to tell at once (POST URL/hooks/local)")
     _repo_flags(p)
     p.set_defaults(run=local_requests.approve)
 

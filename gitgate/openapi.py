@@ -140,6 +140,12 @@ def openapi_document(version: str) -> dict[str, Any]:
                     },
                 }
             },
+            "/hooks/local": {
+                "post": {
+                    "summary": "The local forge's notification after `gitgate approve`: reconcile now.",
+                    "responses": {"202": {"description": "Reconciling.", "content": _TEXT}},
+                }
+            },
             "/hooks/github": _hook("GitHub push webhook (X-Hub-Signature-256): reconcile now."),
             "/hooks/gitlab": _hook("GitLab push webhook (X-Gitlab-Token): reconcile now."),
             "/healthz": _get("The process is alive.", _TEXT),

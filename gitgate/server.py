@@ -316,6 +316,13 @@ def create_app(
         source.trigger()
         return _text(f"reconciling {branch}", 202)
 
+    @app.post("/hooks/local")
+    def local_hook() -> Response:
+        """`gitgate approve --notify`: reconcile now. It carries no data and changes nothing by
+        itself (what is fetched is verified as always), so it needs no secret; triggers coalesce."""
+        source.trigger()
+        return _text("reconciling", 202)
+
     @app.post("/hooks/github")
     def github_hook() -> Response:
         request.max_content_length = WEBHOOK_BODY  # push payloads list commits; they outgrow Flagger's

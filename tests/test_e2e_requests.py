@@ -235,3 +235,42 @@ def test_an_approval_whose_head_the_forge_does_not_know_does_not_count() -> None
     ok, why = approved_by_others(review, required=1, approvers=None)
     assert not ok
     assert "does not say which head was approved (bob)" in why
+
+
+def test_approve_notifies_the_service_so_the_merge_opens_at_once(
+    approvals: Approvals, keys: Keys, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    svc = serve(approvals, keys, tmp_path, "--interval", "300s")  # polling alone would take 5 minutes
+    try:
+        assert svc.check("confirm-promotion", NS, NAME, "abc").status_code == 403
+        [request] = wait_for(lambda: opened(svc))
+        started = time.monotonic()
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gitgate",
+                "approve",
+                str(request["number"]),
+                "--repo",
+                approvals.url,
+                "--signing-key",
+                keys.alice.key,
+                "--notify",
+                svc.url,
+            ],
+            env={**__import__("os").environ, "GITGATE_USER": "bob@example.test"},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert f"told {svc.url}: it reconciles now" in proc.stdout
+        wait_for(lambda: svc.check("confirm-promotion", NS, NAME, "abc").status_code == 200, timeout=5)
+        assert time.monotonic() - started < 1.0 + MARGIN
+    finally:
+        svc.stop()

@@ -6,7 +6,8 @@ import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gitgate.errors import UsageError
+from gitgate.commands.http import call
+from gitgate.errors import GitgateError, UsageError
 from gitgate.forges.local import LocalForge, default_user
 from gitgate.service import repo_settings
 
@@ -41,6 +42,13 @@ def approve(args: argparse.Namespace) -> int:
     forge = _local(args)
     commit = forge.approve(_number(args.request), signing_key=Path(args.signing_key), now=datetime.now(UTC))
     print(f"merged request {args.request} as {commit[:12]}, signed with {args.signing_key}")
+    if args.notify:
+        code, text = call(args.notify.rstrip("/") + "/hooks/local", body={})
+        if code != 202:
+            raise GitgateError(
+                f"merged, but {args.notify} did not take the notification ({code}: {text.strip()[:100]})"
+            )
+        print(f"told {args.notify}: it reconciles now")
     return 0
 
 
