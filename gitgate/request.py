@@ -14,7 +14,7 @@ import yaml
 
 from gitgate.model import ANY, CanaryRef, Hook
 from gitgate.schema import API_VERSION
-from gitgate.timeutil import format_timestamp, parse_timestamp
+from gitgate.timeutil import format_duration, format_timestamp, parse_timestamp
 
 BRANCH_PREFIX = "gitgate/"
 
@@ -52,6 +52,22 @@ class RequestRef:
 def branch_name(spec: RequestSpec) -> str:
     kind = "revoke/" if spec.revoke else ""
     return f"{BRANCH_PREFIX}{kind}{spec.canary.namespace}/{spec.canary.name}/{spec.hook_word}/{spec.checksum}"
+
+
+def dispatch_fields(spec: RequestSpec) -> dict[str, str]:
+    """What a dispatched workflow needs to run `gitgate request` for `spec` (all strings: GitHub's
+    client_payload and GitLab's pipeline variables carry the same fields)."""
+    return {
+        "namespace": spec.canary.namespace,
+        "name": spec.canary.name,
+        "hook": spec.hook.value,
+        "checksum": spec.checksum,
+        "phase": spec.phase or "",
+        "message": spec.message or "",
+        "expires_in": format_duration(spec.expires_in) if spec.expires_in else "",
+        "reviewers": ",".join(spec.reviewers),
+        "labels": ",".join(spec.labels),
+    }
 
 
 def gate_file(spec: RequestSpec, gates_path: str) -> str:

@@ -25,6 +25,17 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def format_duration(delta: timedelta) -> str:
+    """timedelta -> '24h', '1h30m', '2d', '45s': the form parse_duration reads."""
+    seconds = int(delta.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
 def parse_timestamp(text: str) -> datetime:
     """An RFC 3339 date-time with an explicit offset -> aware datetime in UTC."""
     if not _RFC3339.fullmatch(text.strip()):

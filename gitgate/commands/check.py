@@ -5,21 +5,15 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
+from gitgate.commands.common import hook_and_canary
 from gitgate.commands.http import call
 from gitgate.decide import decide
-from gitgate.errors import UsageError
-from gitgate.model import CanaryRef, CheckRequest, Hook
-from gitgate.schema import valid_ref
+from gitgate.model import CheckRequest, Hook
 from gitgate.service import inspect
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        hook = Hook(args.hook)
-    except ValueError:
-        raise UsageError(f"--hook {args.hook!r}: use one of {', '.join(h.value for h in Hook)}") from None
-    if not valid_ref(args.namespace, args.name):
-        raise UsageError(f"{args.namespace}/{args.name} is not a Kubernetes namespace/name")
+    hook, canary = hook_and_canary(args)
     if args.url:
         path = {Hook.ROLLBACK: "/rollback/check", Hook.ANY: "/gate/check"}.get(hook, f"/gate/check/{hook.value}")
         body = {
@@ -33,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         return 0 if status == 200 else 1
     seen = inspect(args)
     now = datetime.now(UTC)
-    req = CheckRequest(CanaryRef(args.namespace, args.name), hook, args.checksum, args.phase)
+    req = CheckRequest(canary, hook, args.checksum, args.phase)
     decision = decide(seen.snapshot, req, now)
     print(f"{'open' if decision.open else 'closed'}: {decision.reason}")
     if seen.answered_from == "last verified":

@@ -5,28 +5,22 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime, timedelta
 
+from gitgate.commands.common import hook_and_canary
 from gitgate.errors import UsageError
-from gitgate.model import CanaryRef, Hook
 from gitgate.request import RequestSpec
-from gitgate.schema import valid_ref
 from gitgate.service import make_forge, repo_settings
 from gitgate.settings import seconds
 
 
 def spec_from_args(args: argparse.Namespace) -> RequestSpec:
-    try:
-        hook = Hook(args.hook)
-    except ValueError:
-        raise UsageError(f"--hook {args.hook!r}: use one of {', '.join(h.value for h in Hook)}") from None
-    if not valid_ref(args.namespace, args.name):
-        raise UsageError(f"{args.namespace}/{args.name} is not a Kubernetes namespace/name")
+    hook, canary = hook_and_canary(args)
     if not args.checksum or any(c in args.checksum for c in "/ \n\t"):
         raise UsageError(f"--checksum {args.checksum!r}: give Flagger's checksum (the 403 answer names it)")
     expires = None
     if args.expires_in:
         expires = timedelta(seconds=seconds(args.expires_in, "--expires-in"))
     return RequestSpec(
-        canary=CanaryRef(args.namespace, args.name),
+        canary=canary,
         hook=hook,
         checksum=args.checksum,
         phase=args.phase or None,

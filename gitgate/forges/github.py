@@ -18,7 +18,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import requests
@@ -41,7 +41,17 @@ from gitgate.forges.base import (
     OpenRequest,
     Review,
 )
-from gitgate.request import BRANCH_PREFIX, RequestRef, RequestSpec, body, branch_name, change, gate_file, title
+from gitgate.request import (
+    BRANCH_PREFIX,
+    RequestRef,
+    RequestSpec,
+    body,
+    branch_name,
+    change,
+    dispatch_fields,
+    gate_file,
+    title,
+)
 
 log = logging.getLogger("gitgate.forges.github")
 
@@ -252,17 +262,7 @@ class GitHubForge:
                 f"repository_dispatch carries approval requests only; open the revocation of {spec.canary} "
                 "directly (--request-via open)"
             )
-        payload = {
-            "namespace": spec.canary.namespace,
-            "name": spec.canary.name,
-            "hook": spec.hook.value,
-            "checksum": spec.checksum,
-            "phase": spec.phase or "",
-            "message": spec.message or "",
-            "expires_in": format_duration(spec.expires_in) if spec.expires_in else "",
-            "reviewers": ",".join(spec.reviewers),
-            "labels": ",".join(spec.labels),
-        }
+        payload = dispatch_fields(spec)
         self._call(
             f"send repository_dispatch {DISPATCH_EVENT}",
             WRITE_CONTENTS,
@@ -493,14 +493,3 @@ def retry_after(headers: dict[str, str], now: float | None = None) -> float:
     if reset.isdigit():
         return max(1.0, float(reset) - now)
     return DEFAULT_RETRY_AFTER
-
-
-def format_duration(value: timedelta) -> str:
-    """timedelta -> '24h', '1h30m', '2d', '45s': the form --expires-in reads."""
-    seconds = int(value.total_seconds())
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return "".join(parts) or "0s"

@@ -35,7 +35,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import gitlab
@@ -55,7 +55,17 @@ from gitgate.forges.base import (
     OpenRequest,
     Review,
 )
-from gitgate.request import BRANCH_PREFIX, RequestRef, RequestSpec, body, branch_name, change, gate_file, title
+from gitgate.request import (
+    BRANCH_PREFIX,
+    RequestRef,
+    RequestSpec,
+    body,
+    branch_name,
+    change,
+    dispatch_fields,
+    gate_file,
+    title,
+)
 
 T = TypeVar("T")
 
@@ -226,17 +236,7 @@ class GitLabForge:
                 f"a revocation of {spec.hook_word} for {spec.canary} cannot be dispatched: the request job runs "
                 "`gitgate request`, which opens approvals; use --request-via open for revocations"
             )
-        variables = {
-            "GITGATE_NAMESPACE": spec.canary.namespace,
-            "GITGATE_NAME": spec.canary.name,
-            "GITGATE_HOOK": spec.hook.value,
-            "GITGATE_CHECKSUM": spec.checksum,
-            "GITGATE_PHASE": spec.phase or "",
-            "GITGATE_MESSAGE": spec.message or "",
-            "GITGATE_EXPIRES_IN": _duration(spec.expires_in) if spec.expires_in else "",
-            "GITGATE_REVIEWERS": ",".join(spec.reviewers),
-            "GITGATE_LABELS": ",".join(spec.labels),
-        }
+        variables = {f"GITGATE_{key.upper()}": value for key, value in dispatch_fields(spec).items()}
         project = self._project()
         doing = f"starting the request pipeline on {self.base}"
         if self.trigger_token:
@@ -525,14 +525,3 @@ def _retry_after(headers: Mapping[str, str]) -> float:
         except ValueError:
             pass
     return DEFAULT_RETRY_AFTER
-
-
-def _duration(value: timedelta) -> str:
-    """A duration as `gitgate request --expires-in` reads it: 1d, 24h30m, 90s."""
-    seconds = int(value.total_seconds())
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts) or "0s"
