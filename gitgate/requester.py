@@ -29,6 +29,9 @@ BACKOFF = (5.0, 15.0, 60.0, 300.0)
 # Checks are unauthenticated: anyone who can reach the service can name any canary. New requests
 # are limited to this many a minute, so a flood of made-up names cannot flood the forge.
 NEW_PER_MINUTE = 30
+# An opened request is looked up again after this long (one idempotent call): if someone closed
+# it, the next denied check opens a new one, and the 403 never points at a closed request for long.
+REVALIDATE = 600.0
 
 
 @dataclass
@@ -40,6 +43,7 @@ class Wanted:
     error: str = ""
     failures: int = 0
     retry_at: float = 0.0
+    opened_at: float = 0.0
     asked_at: str = ""
 
 
@@ -84,6 +88,8 @@ class Requester:
                 self._items[key] = item
                 if len(self._items) > KEPT:
                     self._items.popitem(last=False)
+            elif item.state == "opened" and self.monotonic() - item.opened_at > REVALIDATE:
+                pass  # look it up again
             elif item.state != "failed" or self.monotonic() < item.retry_at:
                 return
             item.state = "queued"
@@ -131,6 +137,7 @@ class Requester:
             else:
                 ref = self.forge.open_request(item.spec, gates_path=self.gates_path, now=self.clock())
                 item.state, item.url, item.number, item.error = "opened", ref.url, ref.number, ""
+                item.opened_at = self.monotonic()
                 log.info("%s request %s for %s", "opened" if ref.created else "found", ref.url, ref.branch)
         except ForgeRateLimited as e:
             self._failed(item, str(e), e.retry_after)
