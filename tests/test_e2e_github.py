@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 from fakes.github import FakeGitHub, GitHubOpenAPI, OpenAPIMissing, github_openapi
+from flagger import Canary, Phase, gitgate_webhooks
 from helpers import Keys, Service, wait_for
 from test_forge_github import BOT, approve, merge
 
@@ -92,9 +93,13 @@ def serve(fake: FakeGitHub, keys: Keys, tmp_path: Path, *extra: str) -> Service:
 def test_pull_request_review_merge_webhook_open(fake: FakeGitHub, keys: Keys, tmp_path: Path) -> None:
     svc = serve(fake, keys, tmp_path, "--require-approvals", "1")
     try:
-        assert svc.check("confirm-promotion", NS, NAME, "85d557f47b").status_code == 403
+        canary = Canary(NAME, NS, gitgate_webhooks(svc.url, rollout=False, traffic=False, rollback=False))
+        canary.deploy("v2")
+        canary.step_until(lambda c: c.phase is Phase.WAITING_PROMOTION, timeout=10)
         [request] = wait_for(lambda: [r for r in svc.status()["requests"] if r["state"] == "opened"], timeout=30)
-        assert f"to approve, merge {request['url']}" in svc.check("confirm-promotion", NS, NAME, "85d557f47b").text
+        assert request["checksum"] == canary.checksum
+        canary.step()
+        assert f"to approve, merge {request['url']}" in canary.calls[-1].body
 
         approve(fake, request["number"], "bob")
         merge(fake, request["number"], "bob")
@@ -102,7 +107,7 @@ def test_pull_request_review_merge_webhook_open(fake: FakeGitHub, keys: Keys, tm
         forged = push_hook(svc, fake, secret="guess")
         assert forged.status_code == 401
         assert push_hook(svc, fake).status_code == 202
-        wait_for(lambda: svc.check("confirm-promotion", NS, NAME, "85d557f47b").status_code == 200, timeout=5)
+        canary.step_until(lambda c: c.phase in (Phase.PROMOTING, Phase.FINALISING, Phase.SUCCEEDED), timeout=5)
         assert time.monotonic() - merged < 4.0
     finally:
         svc.stop()

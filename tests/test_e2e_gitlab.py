@@ -13,6 +13,7 @@ import gitlab
 import pytest
 import requests
 from fakes.gitlab import FakeGitLab, running
+from flagger import Canary, Phase, gitgate_webhooks
 from helpers import Keys, Service, wait_for
 
 PROJECT = "acme/approvals"
@@ -52,21 +53,24 @@ def test_merge_request_review_merge_webhook_open(fake: FakeGitLab, keys: Keys, t
     svc = Service(args, tmp_path).start()
     bob = gitlab.Gitlab(fake.url, private_token="bob-token", timeout=5)
     try:
-        denied = svc.check("confirm-promotion", NS, NAME, "85d557f47b")
-        assert denied.status_code == 403
+        canary = Canary(NAME, NS, gitgate_webhooks(svc.url, rollout=False, traffic=False, rollback=False))
+        canary.deploy("v2")
+        canary.step_until(lambda c: c.phase is Phase.WAITING_PROMOTION, timeout=10)
         [request] = wait_for(lambda: [r for r in svc.status()["requests"] if r["state"] == "opened"])
         assert request["url"].startswith(fake.web_url)
-        assert f"to approve, merge {request['url']}" in svc.check("confirm-promotion", NS, NAME, "85d557f47b").text
+        assert request["checksum"] == canary.checksum
+        canary.step()
+        assert f"to approve, merge {request['url']}" in canary.calls[-1].body
 
         mr = bob.projects.get(PROJECT).mergerequests.get(request["number"])
-        assert mr.title == "Approve confirm-promotion of test/podinfo (85d557f47b)"
+        assert mr.title == f"Approve confirm-promotion of test/podinfo ({canary.checksum})"
         mr.approve(sha=mr.sha)
         mr = bob.projects.get(PROJECT).mergerequests.get(request["number"])  # approve() replaced its attributes
         mr.merge(sha=mr.sha, should_remove_source_branch=True)
         merged = time.monotonic()
         hook = requests.post(svc.url + "/hooks/gitlab", data=PUSH, headers={"X-Gitlab-Token": "hook-secret"}, timeout=5)
         assert hook.status_code == 202
-        wait_for(lambda: svc.check("confirm-promotion", NS, NAME, "85d557f47b").status_code == 200, timeout=5)
+        canary.step_until(lambda c: c.phase in (Phase.PROMOTING, Phase.FINALISING, Phase.SUCCEEDED), timeout=5)
         assert time.monotonic() - merged < 4.0
 
         # carol (a Maintainer) pushes straight to main: signed by a trusted key, but no review.
@@ -82,7 +86,7 @@ def test_merge_request_review_merge_webhook_open(fake: FakeGitLab, keys: Keys, t
         refusal = wait_for(lambda: svc.status()["refused"])[0]
         assert refusal["commit"] == sneaky and "bypassing review" in refusal["reason"]
         assert svc.check("confirm-rollout", NS, "other", "x").status_code == 403
-        assert svc.check("confirm-promotion", NS, NAME, "85d557f47b").status_code == 200
+        assert svc.check("confirm-promotion", NS, NAME, canary.checksum).status_code == 200
     finally:
         bob.session.close()
         svc.stop()
