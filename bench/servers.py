@@ -1,8 +1,8 @@
 """Which production WSGI server should `gitgate serve` use? Measure it.
 
-    python bench/servers.py                  # every candidate, 5 s per run, a few minutes in all
+    python bench/servers.py                  # every candidate once, 5 s per run: 5 to 10 minutes
     python bench/servers.py --only waitress  # candidates whose label contains "waitress"
-    python bench/servers.py --duration 10 --json bench/out/servers.json
+    python bench/servers.py --rounds 3 --retries 1 --json bench/out/servers.json   # steadier figures
 
 Each candidate serves the real `create_app(...)` in a process of its own on 127.0.0.1, over a
 Snapshot of 10,000 gates held in memory, beside a background thread standing in for the
@@ -15,14 +15,18 @@ wrk (Debian: `apt-get install wrk`) loads it over keep-alive connections:
 
 at 16 and 64 connections, `--duration` seconds each, after a 1 s warm-up. Every answer's status
 is checked by the Lua script; anything but 403 (check) or 200 (healthz) counts as an error, as do
-connect/read/write errors and timeouts. The CPU time of the server process tree and of wrk is
-recorded too, to show which side was saturated.
+connect/read/write errors and timeouts. The CPU time of the server process tree, of the load
+generator and of everything else on the machine is recorded too: which side was saturated, and
+how much other work disturbed the run (with --retries, a disturbed run is measured again).
 
-Last, a slow-client probe: 32 connections each send the headers of a check and the first bytes
-of its body, then stall (a slow or stuck peer on a cluster network); the probe times a fresh
-GET /healthz. A server that reads request bodies in its worker threads has them all tied up.
+Then two robustness runs per candidate:
+- checks at 16 connections while 4 clients read GET /api/v1/status back to back (people with the
+  status page open; with 10,000 gates each read is megabytes of JSON and CPU-heavy);
+- a slow-client probe: 32 connections each send the headers of a check and the first bytes of
+  its body, then stall (a slow or stuck peer on a cluster network); the probe times a fresh
+  GET /healthz. A server that reads request bodies in its worker threads has them all tied up.
 
-Everything stays on loopback; every run and wait is bounded.
+Everything stays on loopback; every run and wait is bounded. Results: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ ASKED_CHECKSUM = "c0ffee1234"  # no approval carries it: the answer is 403
 CHECK_PATH = "/gate/check/confirm-promotion"
 CONNECTIONS = (16, 64)
 STALLED = 32  # more than any thread count tried
+STATUS_READERS = 4
 PROBE_TIMEOUT = 3.0
 BODY_CAP = 1 << 20  # what `gitgate serve` gives waitress: max_request_body_size
 
@@ -290,8 +295,10 @@ class Run:
     errors: int  # unexpected statuses + socket errors + timeouts
     error_detail: dict[str, int]
     server_cpu: float  # cores busy, server process tree
-    wrk_cpu: float  # cores busy, wrk
+    server_ms_per_request: float  # server CPU time per answer
+    load_cpu: float  # cores busy, load generator (wrk, and this process's status readers)
     other_cpu: float  # cores busy with anything else on the machine (noise; steal time included)
+    status_reads: list[float] = field(default_factory=list)  # seconds per /api/v1/status read, if any
 
 
 def cpu_seconds(pid: int) -> float:
@@ -319,13 +326,22 @@ def busy_cpu_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
+def own_cpu_seconds() -> float:
+    """CPU time of this process (its status readers) and of its finished children (wrk)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
 def wrk(
     port: int, endpoint: str, connections: int, *, duration: float, scripts: dict[str, Path], server_pid: int
 ) -> Run:
     path, expected = (CHECK_PATH, 403) if endpoint == "check" else ("/healthz", 200)
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--timeout", "5s"]
     cmd += ["-s", str(scripts[endpoint]), f"http://{HOST}:{port}{path}", "--", str(expected)]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = own_cpu_seconds()
     server_before = cpu_seconds(server_pid)
     busy_before = busy_cpu_seconds()
     started = time.monotonic()
@@ -333,13 +349,12 @@ def wrk(
     wall = time.monotonic() - started
     busy = busy_cpu_seconds() - busy_before
     server_cpu = cpu_seconds(server_pid) - server_before
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load_cpu = own_cpu_seconds() - before
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCH ")), None)
     if out.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr.strip() or out.stdout.strip()}")
     n, micros, _good, bad, connect, read, write, timeout, p50, p99 = (int(x) for x in line.split()[1:])
     seconds = micros / 1e6
-    wrk_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     detail = {"status": bad, "connect": connect, "read": read, "write": write, "timeout": timeout}
     return Run(
         endpoint=endpoint,
@@ -352,8 +367,9 @@ def wrk(
         errors=sum(detail.values()),
         error_detail=detail,
         server_cpu=server_cpu / wall,
-        wrk_cpu=wrk_cpu / wall,
-        other_cpu=max(0.0, busy - server_cpu - wrk_cpu) / wall,
+        server_ms_per_request=server_cpu / n * 1000 if n else 0.0,
+        load_cpu=load_cpu / wall,
+        other_cpu=max(0.0, busy - server_cpu - load_cpu) / wall,
     )
 
 
@@ -447,10 +463,36 @@ def slow_clients(port: int) -> float | None:
             s.close()
 
 
+@contextlib.contextmanager
+def status_readers(port: int, readers: int) -> Iterator[list[float]]:
+    """`readers` clients reading /api/v1/status back to back (people with the status page open)."""
+    stop = threading.Event()
+    reads: list[float] = []
+
+    def read() -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            with contextlib.suppress(OSError):
+                if fetch(port, "GET", "/api/v1/status", timeout=30)[0] == 200:
+                    reads.append(time.monotonic() - started)
+
+    threads = [threading.Thread(target=read, name=f"status-reader-{i}", daemon=True) for i in range(readers)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1)  # under way before the measured run starts
+        yield reads
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=35)
+
+
 @dataclass
 class Result:
     candidate: Candidate
     runs: list[Run] = field(default_factory=list)
+    beside_status: Run | None = None  # checks at 16 connections while STATUS_READERS read /api/v1/status
     slow_client_healthz_s: float | None = None
     failure: str | None = None
 
@@ -462,7 +504,7 @@ class Options:
     retries: int  # how many times, at most; the attempt with the least outside load is kept
 
 
-def wait_for_quiet(limit: float, patience: float = 5.0) -> None:
+def wait_for_quiet(limit: float, patience: float = 3.0) -> None:
     """Wait, at most `patience` seconds, until the machine (the idle server aside) uses under `limit` cores."""
     deadline = time.monotonic() + patience
     while time.monotonic() < deadline:
@@ -470,6 +512,27 @@ def wait_for_quiet(limit: float, patience: float = 5.0) -> None:
         time.sleep(0.5)
         if (busy_cpu_seconds() - before) / 0.5 < limit:
             return
+
+
+def steady(opts: Options, what: str, go: Callable[[], Run]) -> Run:
+    """One measured run; again (at most opts.retries times) if the rest of the machine was busy."""
+    attempts: list[Run] = []
+    for attempt in range(1 + opts.retries):
+        if attempt:
+            say(f"  ({what}: {attempts[-1].other_cpu:.2f} cores busy elsewhere; once more)")
+        wait_for_quiet(opts.max_other)
+        attempts.append(go())
+        if attempts[-1].other_cpu <= opts.max_other:
+            break
+    return min(attempts, key=lambda r: r.other_cpu)
+
+
+def show(what: str, run: Run) -> None:
+    say(
+        f"  {what:22} {run.rps:6.0f} rps  p50 {run.p50_ms:7.2f} ms  p99 {run.p99_ms:7.2f} ms  errors {run.errors}  "
+        f"{run.server_ms_per_request:.3f} ms CPU/request  cores: server {run.server_cpu:.2f} "
+        f"load {run.load_cpu:.2f} other {run.other_cpu:.2f}"
+    )
 
 
 def measure(candidate: Candidate, opts: Options, scripts: dict[str, Path], workdir: Path) -> Result:
@@ -481,21 +544,26 @@ def measure(candidate: Candidate, opts: Options, scripts: dict[str, Path], workd
             wrk(port, "check", 16, duration=1, scripts=scripts, server_pid=pid)  # warm-up, discarded
             for connections in CONNECTIONS:
                 for endpoint in ("check", "healthz"):
-                    attempts: list[Run] = []
-                    for _ in range(1 + opts.retries):
-                        wait_for_quiet(opts.max_other)
-                        run = wrk(port, endpoint, connections, duration=opts.duration, scripts=scripts, server_pid=pid)
-                        attempts.append(run)
-                        if run.other_cpu <= opts.max_other:
-                            break
-                        say(f"  ({endpoint} c={connections}: {run.other_cpu:.2f} cores busy elsewhere, once more)")
-                    run = min(attempts, key=lambda r: r.other_cpu)
-                    result.runs.append(run)
-                    say(
-                        f"  {endpoint:7} c={connections:<3} {run.rps:8.0f} rps  p50 {run.p50_ms:6.2f} ms  "
-                        f"p99 {run.p99_ms:6.2f} ms  errors {run.errors}  "
-                        f"cpu server {run.server_cpu:.2f} wrk {run.wrk_cpu:.2f} other {run.other_cpu:.2f}"
+                    what = f"{endpoint} c={connections}"
+                    run = steady(
+                        opts,
+                        what,
+                        lambda endpoint=endpoint, connections=connections: wrk(
+                            port, endpoint, connections, duration=opts.duration, scripts=scripts, server_pid=pid
+                        ),
                     )
+                    result.runs.append(run)
+                    show(what, run)
+
+            def beside_status() -> Run:
+                with status_readers(port, STATUS_READERS) as reads:
+                    run = wrk(port, "check", 16, duration=opts.duration, scripts=scripts, server_pid=pid)
+                run.status_reads = list(reads)
+                return run
+
+            what = f"check c=16 + {STATUS_READERS} status"
+            result.beside_status = steady(opts, what, beside_status)
+            show(what, result.beside_status)
             result.slow_client_healthz_s = slow_clients(port)
             slow = result.slow_client_healthz_s
             say(f"  /healthz with {STALLED} stalled uploads: " + (f"{slow * 1000:.1f} ms" if slow else "no answer"))
@@ -513,39 +581,54 @@ def say(text: str) -> None:
 
 
 def table(results: list[list[Result]]) -> str:
-    """One row per candidate and connection count; with several rounds, the median of each figure."""
+    """Two tables, one row per candidate (and connection count); with several rounds, medians."""
     rounds = max(len(r) for r in results)
-    spread = " | check rps min-max" if rounds > 1 else ""
+    spread = " check rps min-max |" if rounds > 1 else ""
     head = (
         "| server | settings | conns | check rps | healthz rps | check/healthz | check p50 ms | check p99 ms "
-        "| healthz p99 ms | errors | server CPU | wrk CPU | other CPU "
-        f"| /healthz with {STALLED} stalled uploads{spread} |"
+        f"| healthz p99 ms | server CPU ms/check | errors | cores busy: server/load/other |{spread}"
     )
-    lines = [head, "|" + "---|" * (head.count(" | ") + 1)]
+    first = [head, "|" + "---|" * (head.count("|") - 1)]
+    head2 = (
+        f"| server | settings | /healthz with {STALLED} stalled uploads "
+        f"| checks (16 conns) beside {STATUS_READERS} /api/v1/status readers: rps | p50 ms | p99 ms "
+        "| status read, median s | errors |"
+    )
+    second = [head2, "|" + "---|" * (head2.count("|") - 1)]
     for tries in results:
         candidate = tries[0].candidate
+        name = f"| {candidate.server} | {candidate.settings} "
         failed = [r.failure for r in tries if r.failure]
         if failed:
-            lines.append(f"| {candidate.server} | {candidate.settings} | - | failed: {failed[0][:80]} |")
+            first.append(f"{name}| - | failed: {failed[0][:100]} |")
+            second.append(f"{name}| failed |")
             continue
-        slows = [r.slow_client_healthz_s for r in tries]
-        slow = f"none in {PROBE_TIMEOUT:g} s" if None in slows else f"{max(s for s in slows if s) * 1000:.0f} ms"
         for c in CONNECTIONS:
             check = [x for r in tries for x in r.runs if x.endpoint == "check" and x.connections == c]
             health = [x for r in tries for x in r.runs if x.endpoint == "healthz" and x.connections == c]
             check_rps, health_rps = median(x.rps for x in check), median(x.rps for x in health)
             row = (
-                f"| {candidate.server} | {candidate.settings} | {c} | {check_rps:.0f} | {health_rps:.0f} "
-                f"| {check_rps / health_rps:.2f} | {median(x.p50_ms for x in check):.1f} "
-                f"| {median(x.p99_ms for x in check):.1f} | {median(x.p99_ms for x in health):.1f} "
-                f"| {sum(x.errors for x in check + health)} | {median(x.server_cpu for x in check):.2f} "
-                f"| {median(x.wrk_cpu for x in check):.2f} | {max(x.other_cpu for x in check + health):.2f} "
-                f"| {slow} |"
+                f"{name}| {c} | {check_rps:.0f} | {health_rps:.0f} | {check_rps / health_rps:.2f} "
+                f"| {median(x.p50_ms for x in check):.1f} | {median(x.p99_ms for x in check):.1f} "
+                f"| {median(x.p99_ms for x in health):.1f} | {median(x.server_ms_per_request for x in check):.2f} "
+                f"| {sum(x.errors for x in check + health)} | {median(x.server_cpu for x in check):.2f}/"
+                f"{median(x.load_cpu for x in check):.2f}/{max(x.other_cpu for x in check + health):.2f} |"
             )
             if rounds > 1:
                 row += f" {min(x.rps for x in check):.0f}-{max(x.rps for x in check):.0f} |"
-            lines.append(row)
-    return "\n".join(lines)
+            first.append(row)
+        slows = [r.slow_client_healthz_s for r in tries]
+        slow = f"no answer in {PROBE_TIMEOUT:g} s" if None in slows else f"{max(x for x in slows if x) * 1000:.0f} ms"
+        mixed = [r.beside_status for r in tries if r.beside_status]
+        reads = [x for m in mixed for x in m.status_reads]
+        answered = [m for m in mixed if m.requests]  # latency is unknown for a run in which none came back
+        p50 = f"{median(m.p50_ms for m in answered):.1f}" if answered else "none answered"
+        p99 = f"{median(m.p99_ms for m in answered):.1f}" if answered else "none answered"
+        second.append(
+            f"{name}| {slow} | {median(m.rps for m in mixed):.0f} | {p50} | {p99} "
+            f"| {median(reads) if reads else float('nan'):.2f} | {sum(m.errors for m in mixed)} |"
+        )
+    return "\n".join(first) + "\n\n" + "\n".join(second)
 
 
 def machine() -> dict[str, Any]:
@@ -572,10 +655,11 @@ def main() -> int:
         "--max-other",
         type=float,
         default=0.25,
-        help="measure a run again when other processes kept this many cores busy during it (default 0.25)",
+        help="a run is disturbed when other processes kept over this many cores busy; each run first waits "
+        "up to 3 s for less, and --retries measures a disturbed run again (default 0.25)",
     )
     parser.add_argument(
-        "--retries", type=int, default=1, help="measure a noisy run again at most this often (default 1)"
+        "--retries", type=int, default=0, help="measure a noisy run again at most this often (default 0)"
     )
     parser.add_argument("--rounds", type=int, default=1, help="measure every candidate this many times (default 1)")
     parser.add_argument("--only", help="only candidates whose label contains this text")
@@ -603,7 +687,7 @@ def main() -> int:
     candidates = [c for c in CANDIDATES if not args.only or args.only in c.label]
     command = shlex.join(["python", *sys.argv])
     host = machine()
-    runs = f"{args.rounds} x {len(candidates)} candidates x {len(CONNECTIONS) * 2} runs of {args.duration:g} s"
+    runs = f"{args.rounds} x {len(candidates)} candidates x {len(CONNECTIONS) * 2 + 1} runs of {args.duration:g} s"
     say(f"{runs} on {host}")
     with tempfile.TemporaryDirectory(prefix="gitgate-bench-") as tmp:
         workdir = Path(tmp)

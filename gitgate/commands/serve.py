@@ -30,8 +30,11 @@ from gitgate.service import (
 from gitgate.settings import listen_address, seconds
 
 log = logging.getLogger("gitgate")
-# Measured (bench/servers.py, docs/performance.md): waitress with 8 threads answered checks
-# fastest of the servers tried on 2 cores; more threads only added context switches.
+# Measured (bench/servers.py; docs/performance.md, "Choosing the server"): on 2 cores waitress
+# spent the least CPU per check of waitress, cheroot and gunicorn (1 gthread worker), and alone kept
+# answering while 32 clients stalled mid-upload. 4, 8 and 16 threads serve steady checks alike (one
+# core of Python under the GIL); with 4 clients reading /api/v1/status, 4 threads starved checks
+# (11/s) where 8 kept 52/s and 16 did no better.
 THREADS = 8
 
 
