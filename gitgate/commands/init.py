@@ -7,6 +7,7 @@ import argparse
 import getpass
 import socket
 import subprocess
+from importlib import resources
 from pathlib import Path
 
 from gitgate import git
@@ -52,6 +53,10 @@ This repo holds the state of gitgate's approval gates for Flagger canaries.
 - `gates/<namespace>/<name>.yaml`: one Gate per canary. Approving a revision = adding an approval
   with Flagger's checksum (gitgate's 403 answer names it) in a signed commit.
 - `gitgate.yaml`: repo-wide policy (default answer, freeze windows).
+- `.github/workflows/` (GitHub) and `.gitlab-ci.yml` (GitLab): `gitgate lint` on every pull/merge
+  request (make it a required check), and the job that opens approval requests when gitgate asks
+  for one (`--request-via dispatch`). Keep the files of the forge you use; pin the gitgate Action
+  to the commit of the release you vetted.
 
 gitgate answers only from commits signed by keys its operators configured, and never from a
 rewritten branch. `gitgate lint` checks the files; `gitgate schema` prints their JSON Schema.
@@ -62,6 +67,24 @@ CODEOWNERS = """\
 # code-owner review in branch protection.
 # /gates/ @your-org/release-approvers
 """
+
+
+# The CI templates (canonical copies in the source tree's workflows/, shipped in the wheel as
+# gitgate/templates/workflows/, kept byte-identical by tests/test_delivery_action.py) and where
+# `gitgate init` puts them in a new approvals repo.
+WORKFLOWS = {
+    "github/lint.yml": ".github/workflows/gitgate-lint.yml",
+    "github/request.yml": ".github/workflows/gitgate-request.yml",
+    "gitlab/gitgate.gitlab-ci.yml": ".gitlab-ci.yml",
+}
+
+
+def _write_workflows(directory: Path) -> None:
+    templates = resources.files("gitgate") / "templates" / "workflows"
+    for source, target in WORKFLOWS.items():
+        dest = directory / target
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(templates.joinpath(*source.split("/")).read_bytes())
 
 
 def _operator_key(state: StateDir) -> tuple[Path, str]:
@@ -101,6 +124,7 @@ def init_repo(directory: Path, state: StateDir) -> Path:
     (directory / "gitgate.yaml").write_text(EXAMPLE_POLICY)
     (directory / "README.md").write_text(README)
     (directory / "CODEOWNERS").write_text(CODEOWNERS)
+    _write_workflows(directory)
 
     git.run("init", "-q", "-b", "main", str(directory))
     cfg = {
