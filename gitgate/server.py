@@ -20,6 +20,7 @@ from gitgate.openapi import openapi_document
 from gitgate.request import RequestSpec, branch_name
 from gitgate.requester import Requester, Wanted
 from gitgate.status import (
+    PAGE_GATES,
     Event,
     EventLog,
     GateSource,
@@ -276,8 +277,8 @@ def create_app(
     def openapi() -> Response:
         return Response(json.dumps(openapi_document(__version__), indent=2), mimetype="application/json")
 
-    def full_status() -> dict[str, Any]:
-        out = build_status(source, recent, clock())
+    def full_status(limit: int | None = None) -> dict[str, Any]:
+        out = build_status(source, recent, clock(), limit)
         out["requests"] = requester.status() if requester is not None else []
         out["events"] = events.status()
         return out
@@ -288,6 +289,6 @@ def create_app(
 
     @app.get("/")
     def page() -> Response:
-        return Response(render_page(full_status()), mimetype="text/html")
+        return Response(render_page(full_status(PAGE_GATES)), mimetype="text/html")
 
     return app
