@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from fakes.github import GitHubOpenAPI, OpenAPIMissing, github_openapi
 from helpers import Approvals, Keys, make_keys
 
 # One private HOME for the whole run: no developer config, keyring or identity leaks into tests.
@@ -36,3 +37,14 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
 def approvals(tmp_path: Path, keys: Keys) -> Approvals:
     """An approvals repo: a bare remote plus a working clone, first commit signed by alice."""
     return Approvals.create(tmp_path / "approvals", keys)
+
+
+@pytest.fixture(scope="session")
+def openapi() -> GitHubOpenAPI:
+    """GitHub's published OpenAPI description, loaded once a run; the fake GitHub checks every
+    answer against it. Missing: fail, saying how to install it (never skip)."""
+    try:
+        return github_openapi()
+    except OpenAPIMissing as e:
+        missing = str(e)
+    pytest.fail(missing, pytrace=False)

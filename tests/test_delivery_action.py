@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from fakes.github import FakeGitHub, GitHubOpenAPI, OpenAPIMissing, github_openapi
+from fakes.github import FakeGitHub, GitHubOpenAPI
 
 from gitgate.commands.init import WORKFLOWS, init_repo
 from gitgate.model import CanaryRef, Hook
@@ -294,15 +294,6 @@ def run_action(runner: Runner, with_: dict[str, str] | None = None) -> int:
         if rc != 0:
             return rc
     return 0
-
-
-@pytest.fixture(scope="module")
-def openapi() -> GitHubOpenAPI:
-    try:
-        return github_openapi()
-    except OpenAPIMissing as e:
-        missing = str(e)
-    pytest.fail(missing, pytrace=False)
 
 
 @pytest.fixture

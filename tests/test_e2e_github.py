@@ -14,22 +14,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from fakes.github import FakeGitHub, GitHubOpenAPI, OpenAPIMissing, github_openapi
+from fakes.github import FakeGitHub, GitHubOpenAPI
 from flagger import Canary, Phase, gitgate_webhooks
 from helpers import Keys, Service, wait_for
 from test_forge_github import BOT, approve, merge
 
 NS, NAME = "test", "podinfo"
 SECRET = "It's a Secret to Everybody"
-
-
-@pytest.fixture(scope="module")
-def openapi() -> GitHubOpenAPI:
-    try:
-        return github_openapi()
-    except OpenAPIMissing as e:
-        missing = str(e)
-    pytest.fail(missing, pytrace=False)
 
 
 @pytest.fixture

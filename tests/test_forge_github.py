@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fakes.github import Call, FakeGitHub, GitHubOpenAPI, OpenAPIMissing, github_openapi
+from fakes.github import Call, FakeGitHub, GitHubOpenAPI
 from forge_contract import *  # noqa: F403  (pytest collects the contract's tests from here)
 from forge_contract import GATES, NOW, spec
 from github import Auth, Github
@@ -41,15 +41,6 @@ from gitgate.model import Hook
 from gitgate.request import RequestRef, branch_name
 
 BOT = "gitgate-bot"
-
-
-@pytest.fixture(scope="session")
-def openapi() -> GitHubOpenAPI:
-    try:
-        return github_openapi()
-    except OpenAPIMissing as e:
-        missing = str(e)
-    pytest.fail(missing, pytrace=False)
 
 
 @pytest.fixture
