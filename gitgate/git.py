@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -32,6 +34,29 @@ _AUTH_FAILURES = (
     "The requested URL returned error: 403",
     "The requested URL returned error: 401",
 )
+# What git says when gitgate's own clone is broken (a torn or garbled object, a truncated pack, a
+# lock left by a git that was killed) rather than the remote being unreachable.
+_LOCAL_DAMAGE = (
+    "is corrupt",
+    "is empty",
+    "unable to unpack",
+    "inflate:",
+    "corrupt or missing",
+    "bad object",
+    "invalid object",
+    "does not match index",
+    "non-monotonic index",
+    "did not send all necessary objects",
+    "not a git repository",
+    ".lock': File exists",
+    "cannot lock ref",
+)
+
+
+def local_damage(error: GitError) -> bool:
+    """Whether a failed git command says the local clone itself is broken."""
+    text = error.stderr.decode("utf-8", "replace")
+    return any(marker in text for marker in _LOCAL_DAMAGE)
 
 
 def clean_env(extra: Mapping[str, str] | None = None, *, isolated: bool = True) -> dict[str, str]:
@@ -97,6 +122,10 @@ class CommitSignature:
     subject: str
 
 
+def _kind(mode: str) -> str:
+    return {"040000": "tree", "160000": "commit"}.get(mode, "blob")
+
+
 def token_env(token: str | None, username: str = "x-access-token") -> dict[str, str]:
     """HTTPS credentials as a config entry in the environment: never in argv, never on disk."""
     if not token:
@@ -136,10 +165,54 @@ class Mirror:
         self.git("config", "remote.origin.url", url)
         self.git("config", "gc.auto", "0")  # never let an automatic gc race a reconcile
 
+    def replace(self, url: str, branch: str, *, timeout: float = 120) -> None:
+        """Clone `url` afresh beside the clone and swap it in only once its fetch succeeded: a
+        broken clone is kept (and still read) while the remote cannot be reached."""
+        self.git_dir.parent.mkdir(parents=True, exist_ok=True)
+        fresh = Mirror(
+            Path(tempfile.mkdtemp(prefix=f"{self.git_dir.name}.new-", dir=self.git_dir.parent)), env=self._env
+        )
+        old = self.git_dir.with_name(f"{self.git_dir.name}.old-{os.getpid()}")
+        try:
+            fresh.create(url)
+            fresh.fetch(branch, timeout=timeout)
+            if self.git_dir.exists() or self.git_dir.is_symlink():
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(self.git_dir, old)
+            os.replace(fresh.git_dir, self.git_dir)
+        finally:
+            shutil.rmtree(fresh.git_dir, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def remove_leftovers(self) -> list[str]:
+        """Lock files a killed git left in the clone (they would fail every fetch), and half-made
+        clones from `replace`. Only for the process that holds the state dir's lock, at start."""
+        removed = []
+        for sibling in self.git_dir.parent.glob(f"{self.git_dir.name}.*-*"):
+            if sibling.is_dir() and sibling.name.split(".")[-1].startswith(("new-", "old-")):
+                shutil.rmtree(sibling, ignore_errors=True)
+                removed.append(sibling.name)
+        if self.git_dir.is_dir():
+            for lock in self.git_dir.rglob("*.lock"):
+                if lock.is_file():
+                    lock.unlink(missing_ok=True)
+                    removed.append(str(lock.relative_to(self.git_dir)))
+        return removed
+
     def fetch(self, branch: str, *, timeout: float = 120) -> None:
         refspec = f"+refs/heads/{branch}:refs/remotes/origin/{branch}"
         try:
-            self.git("fetch", "--quiet", "--no-tags", "--no-recurse-submodules", "origin", refspec, timeout=timeout)
+            # FETCH_HEAD is never read: not writing it saves a write (with the URL in it) per interval.
+            self.git(
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--no-recurse-submodules",
+                "--no-write-fetch-head",
+                "origin",
+                refspec,
+                timeout=timeout,
+            )
         except GitError as e:
             text = e.stderr.decode("utf-8", "replace")
             if any(s in text for s in _AUTH_FAILURES):
@@ -224,6 +297,37 @@ class Mirror:
             mode, kind, oid = meta.decode().split(" ")
             entries.append(TreeEntry(mode, kind, oid, prefix + name.decode("utf-8", "surrogateescape")))
         return entries
+
+    def tree_entries(self, commit: str, paths: Iterable[str]) -> list[TreeEntry]:
+        """Every non-tree entry of `commit` at or below `paths` (the whole tree if none), in one call."""
+        out = self.git("ls-tree", "-r", "-z", "--full-tree", commit, "--", *paths).stdout
+        entries = []
+        for item in out.split(b"\0"):
+            if item:
+                meta, _, name = item.partition(b"\t")
+                mode, kind, oid = meta.decode().split(" ")
+                entries.append(TreeEntry(mode, kind, oid, name.decode("utf-8", "surrogateescape")))
+        return entries
+
+    def changed_entries(self, old: str, new: str, paths: Iterable[str]) -> list[tuple[str, TreeEntry]]:
+        """What changed from `old` to `new` at or below `paths`, in one call: (status, entry) with
+        status A(dded), M(odified), T(ype changed) or D(eleted); the entry is the new one (the old
+        one for D). No rename detection: a rename is a deletion and an addition."""
+        out = self.git(
+            "diff-tree", "-r", "-z", "--no-renames", "--no-commit-id", "--no-ext-diff", old, new, "--", *paths
+        ).stdout
+        items = out.split(b"\0")
+        changes = []
+        for meta, name in zip(items[0::2], items[1::2], strict=False):
+            if not meta.startswith(b":"):
+                continue
+            old_mode, new_mode, old_oid, new_oid, status = meta[1:].decode().split(" ")
+            path = name.decode("utf-8", "surrogateescape")
+            if status == "D":
+                changes.append(("D", TreeEntry(old_mode, _kind(old_mode), old_oid, path)))
+            else:
+                changes.append((status[0], TreeEntry(new_mode, _kind(new_mode), new_oid, path)))
+        return changes
 
     def entry(self, commit: str, path: str) -> TreeEntry | None:
         out = self.git("ls-tree", "-z", "--full-tree", commit, "--", path).stdout

@@ -37,6 +37,14 @@ except AttributeError:  # pragma: no cover - depends on how PyYAML was built
 class _Loader(_BaseLoader):  # type: ignore[misc]
     """SafeLoader without implicit timestamps: `expires` stays text and is parsed strictly."""
 
+    # Path resolvers are never registered here, so the composer's per-node bookkeeping for them
+    # is skipped (a third of the time it takes to compose a gate file).
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
+
 
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
@@ -93,20 +101,24 @@ class _Doc:
                     raise _Refused(key_node, "keys must be plain strings")
                 key = key_node.value
                 if key in out:
-                    self.lines[(*path, key)] = key_node.start_mark.line + 1
                     raise _Refused(key_node, f"duplicate key {key!r}")
-                self.lines[(*path, key)] = key_node.start_mark.line + 1
-                out[key] = self.build(value_node, (*path, key), depth + 1)
-                self.lines[(*path, key)] = key_node.start_mark.line + 1
+                key_path = (*path, key)
+                line = key_node.start_mark.line + 1
+                self.lines[key_path] = line
+                out[key] = self.build(value_node, key_path, depth + 1)
+                self.lines[key_path] = line  # the key's line, not its value's (set by build)
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        if node.tag == _STR:  # most scalars; what SafeConstructor would return for them
+            return node.value
         if node.tag not in _SCALAR_TAGS:
             raise _Refused(node, f"YAML tag {node.tag} is not allowed")
         return self._constructor.construct_object(node)
 
 
 _COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+_STR = "tag:yaml.org,2002:str"
 _SCALAR_TAGS = {
     "tag:yaml.org,2002:str",
     "tag:yaml.org,2002:int",
@@ -114,6 +126,12 @@ _SCALAR_TAGS = {
     "tag:yaml.org,2002:bool",
     "tag:yaml.org,2002:null",
 }
+
+
+# A YAML collection opens with "[" or "{" (flow) or with "-", "?" or ":" (block). libyaml composes
+# thousands of levels safely (it crashed near 100,000), and `_Doc.build` refuses depth over MAX_DEPTH.
+_COLLECTION_INDICATORS = ("[", "{", "-", "?", ":")
+_SAFE_INDICATORS = 2_000
 
 
 class _Refused(Exception):
@@ -136,16 +154,19 @@ def _load(file: str, data: bytes) -> tuple[Any, _Doc]:
     try:
         # Bound nesting before composing: libyaml's composer recurses in C and crashes the process
         # (SIGSEGV) on a deeply nested document long before the size limit is reached.
-        depth = 0
-        for event in yaml.parse(text, Loader=_Loader):
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH + 1:
-                    line = event.start_mark.line + 1 if event.start_mark else None
-                    doc.problems.append(Problem(file, line, "", f"nested deeper than {MAX_DEPTH} levels"))
-                    return None, doc
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
+        # Every collection starts at one of the indicators counted here, so a document with few of
+        # them cannot be deep, and the (slower) event scan is only needed for the rest.
+        if sum(map(text.count, _COLLECTION_INDICATORS)) > _SAFE_INDICATORS:
+            depth = 0
+            for event in yaml.parse(text, Loader=_Loader):
+                if isinstance(event, yaml.CollectionStartEvent):
+                    depth += 1
+                    if depth > MAX_DEPTH + 1:
+                        line = event.start_mark.line + 1 if event.start_mark else None
+                        doc.problems.append(Problem(file, line, "", f"nested deeper than {MAX_DEPTH} levels"))
+                        return None, doc
+                elif isinstance(event, yaml.CollectionEndEvent):
+                    depth -= 1
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark

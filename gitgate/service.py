@@ -17,6 +17,7 @@ from gitgate.forges.local import LocalForge, default_user
 from gitgate.git import Mirror, run, token_env
 from gitgate.metrics import Metrics
 from gitgate.model import Snapshot
+from gitgate.parse_store import ParseStore
 from gitgate.reconcile import Evaluation, Reconciler, ReviewCheck, evaluate
 from gitgate.settings import is_url
 from gitgate.snapshot import SnapshotBuilder
@@ -142,7 +143,7 @@ def build_reconciler(
         mirror=mirror,
         state=rs.state,
         trust=trust,
-        builder=SnapshotBuilder(mirror, rs.path),
+        builder=SnapshotBuilder(mirror, rs.path, store=ParseStore(rs.state.parsed_file, rs.path)),
         metrics=metrics,
         trust_from=args.trust_from,
         review=review,

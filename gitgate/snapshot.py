@@ -1,20 +1,34 @@
 """A commit's gate files -> a Snapshot, or every problem that makes the commit unusable.
 
-Files are read from git objects (never a working tree). Parsed files are cached by (path, blob id),
-so a new commit costs what it changed, and the cache holds only what the latest snapshot uses.
+Files are read from git objects (never a working tree). The first build lists the whole gates
+folder; every later one starts from the last snapshot built and applies only what `git diff-tree`
+says changed, so a commit costs what it changed, not what the repo holds. That is sound because a
+snapshot is only ever built from a commit with no invalid file, and whether a file is valid depends
+on its path and content alone: the problems of a new commit are exactly the problems of the files
+it changed. Tests build every commit both ways and compare.
+
+Parsed gates are kept in a ParseStore on disk (keyed by path and blob id) when one is given, so a
+restart parses only what changed while it was down.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import posixpath
-from dataclasses import dataclass
+from collections.abc import Iterable
+from typing import Any
 
-from gitgate.errors import InvalidFiles, Problem
+from gitgate.errors import GitError, InvalidFiles, Problem
 from gitgate.git import Mirror, TreeEntry
 from gitgate.model import CanaryRef, Gate, Policy, Snapshot
+from gitgate.parse_store import ParseStore, decode_gate
 from gitgate.schema import MAX_FILE_BYTES, POLICY_FILE, canary_for_path, parse_gate, parse_policy
 
-_BLOB_MODES = {"100644", "100755"}
+log = logging.getLogger("gitgate.snapshot")
+_BLOB_MODES = {"100644"}
+_MODE_NAMES = {"120000": "a symbolic link", "160000": "a submodule", "040000": "a folder"}
+_POLICY = CanaryRef("", "")  # marks a policy file among the files to parse
 
 
 def policy_paths(gates_path: str) -> list[str]:
@@ -23,73 +37,163 @@ def policy_paths(gates_path: str) -> list[str]:
     return list(dict.fromkeys([beside, POLICY_FILE]))
 
 
-@dataclass
-class _Parsed:
-    value: Gate | Policy | None
-    problems: list[Problem]
-
-
 class SnapshotBuilder:
-    def __init__(self, mirror: Mirror, gates_path: str) -> None:
+    def __init__(self, mirror: Mirror, gates_path: str, *, store: ParseStore | None = None) -> None:
         self.mirror = mirror
         self.gates_path = gates_path.strip("/")
-        self._cache: dict[tuple[str, str], _Parsed] = {}
+        self.store = store
+        self._policy_paths = policy_paths(self.gates_path)
+        self._pathspecs = [self.gates_path, *self._policy_paths] if self.gates_path else []
+        self._last: Snapshot | None = None  # the last snapshot built: where the next build starts
 
     def build(self, commit: str, *, verified: bool = True) -> Snapshot:
         """Raise InvalidFiles listing every problem if any file is invalid."""
+        last = self._last
+        if last is None:
+            snap = self._full(commit, verified)
+        elif last.commit == commit:
+            snap = dataclasses.replace(last, verified=verified)
+        else:
+            try:
+                snap = self._incremental(last, commit, verified)
+            except GitError as e:  # e.g. the last commit is gone from a clone made again
+                log.warning("cannot diff from %s (%s); reading the whole tree of %s", last.commit[:12], e, commit[:12])
+                snap = self._full(commit, verified)
+        self._last = snap
+        return snap
+
+    def rebuild(self, commit: str, *, verified: bool = True) -> Snapshot:
+        """Build from the whole tree, as the first build does (for tests and after a re-clone)."""
+        self._last = None
+        return self.build(commit, verified=verified)
+
+    # --- the two ways to a snapshot ---------------------------------------------------------
+
+    def _full(self, commit: str, verified: bool) -> Snapshot:
         problems: list[Problem] = []
-        entries: list[TreeEntry] = []
-        kind = self.mirror.tree_kind(commit, self.gates_path)
-        if kind == "tree":
-            entries = self.mirror.ls_tree(commit, self.gates_path)
-        elif kind is not None:
-            problems.append(Problem(self.gates_path, None, "", f"is a {kind}, not a folder of gate files"))
-        policy_entries = [e for p in policy_paths(self.gates_path) if (e := self.mirror.entry(commit, p))]
-
-        wanted: list[tuple[TreeEntry, CanaryRef | None]] = []
-        for entry in entries:
-            if entry.mode not in _BLOB_MODES:
-                what = {"120000": "a symbolic link", "160000": "a submodule"}.get(entry.mode, f"mode {entry.mode}")
-                problems.append(Problem(entry.path, None, "", f"is {what}; only plain gate files are allowed here"))
-                continue
-            canary, why = canary_for_path(entry.path, self.gates_path)
-            if canary is None:
-                problems.append(Problem(entry.path, None, "", why))
-                continue
-            wanted.append((entry, canary))
-        for entry in policy_entries:
-            if entry.mode not in _BLOB_MODES:
-                problems.append(Problem(entry.path, None, "", "must be a plain file"))
-                continue
-            wanted.append((entry, None))
-
-        cache: dict[tuple[str, str], _Parsed] = {}
-        missing = [e.oid for e, _ in wanted if (e.path, e.oid) not in self._cache]
-        blobs = self.mirror.read_blobs(missing, limit=MAX_FILE_BYTES) if missing else {}
+        wanted: list[tuple[TreeEntry, CanaryRef]] = []
+        for entry in self.mirror.tree_entries(commit, self._pathspecs):
+            canary = self._classify(entry, problems)
+            if canary is not None:
+                wanted.append((entry, canary))
+        stored = self.store.load() if self.store is not None else {}
         gates: dict[CanaryRef, Gate] = {}
-        policies: list[Policy] = []
-        for entry, canary in wanted:
-            key = (entry.path, entry.oid)
-            parsed = self._cache.get(key)
-            if parsed is None:
-                data = blobs[entry.oid]
-                if data is None:
-                    parsed = _Parsed(None, [Problem(entry.path, None, "", f"larger than {MAX_FILE_BYTES} bytes")])
-                elif canary is None:
-                    parsed = _Parsed(*parse_policy(entry.path, data))
-                else:
-                    parsed = _Parsed(*parse_gate(entry.path, data, canary))
-            cache[key] = parsed
-            problems.extend(parsed.problems)
-            if isinstance(parsed.value, Gate):
-                gates[parsed.value.canary] = parsed.value
-            elif isinstance(parsed.value, Policy):
-                policies.append(parsed.value)
+        policies: dict[str, Policy] = {}
+        fresh = self._parse(wanted, gates, policies, problems, stored)
         if problems:
             raise InvalidFiles(problems)
-        self._cache = cache
-        order = policy_paths(self.gates_path)
-        policies.sort(key=lambda p: order.index(p.path))
+        if self.store is not None:
+            lines = self.store.lines
+            if lines is None or lines + len(fresh) > len(gates) * 3 // 2 + 100:
+                # Mostly stale lines (older versions, deleted files, refused commits): start afresh.
+                oids = {e.path: e.oid for e, c in wanted if c is not _POLICY}
+                self.store.rewrite((g.path, oids[g.path], g) for g in gates.values())
+            else:
+                self.store.append(fresh)
+        return self._snapshot(commit, gates, policies.values(), verified)
+
+    def _incremental(self, last: Snapshot, commit: str, verified: bool) -> Snapshot:
+        problems: list[Problem] = []
+        wanted: list[tuple[TreeEntry, CanaryRef]] = []
+        gates = dict(last.gates)
+        policies = {p.path: p for p in last.policies}
+        for status, entry in self.mirror.changed_entries(last.commit, commit, self._pathspecs):
+            if status == "D":
+                if entry.path in policies:
+                    del policies[entry.path]
+                else:
+                    canary, _ = canary_for_path(entry.path, self.gates_path)
+                    if canary is not None:
+                        gates.pop(canary, None)
+                continue
+            canary = self._classify(entry, problems)
+            if canary is not None:
+                wanted.append((entry, canary))
+        fresh = self._parse(wanted, gates, policies, problems, {})
+        if problems:
+            raise InvalidFiles(problems)
+        if self.store is not None:
+            self.store.append(fresh)
+        return self._snapshot(commit, gates, policies.values(), verified)
+
+    # --- shared steps ------------------------------------------------------------------------
+
+    def _classify(self, entry: TreeEntry, problems: list[Problem]) -> CanaryRef | None:
+        """The canary a tree entry is the gate file of (_POLICY for a policy file), or None with
+        the reason added to `problems`."""
+        if entry.path in self._policy_paths:
+            if entry.mode not in _BLOB_MODES:
+                problems.append(Problem(entry.path, None, "", _not_plain(entry.mode, policy=True)))
+                return None
+            return _POLICY
+        if entry.path == self.gates_path:
+            what = _MODE_NAMES.get(entry.mode, "a file")
+            problems.append(Problem(entry.path, None, "", f"is {what}, not a folder of gate files"))
+            return None
+        if entry.mode not in _BLOB_MODES:
+            problems.append(Problem(entry.path, None, "", _not_plain(entry.mode, policy=False)))
+            return None
+        canary, why = canary_for_path(entry.path, self.gates_path)
+        if canary is None:
+            problems.append(Problem(entry.path, None, "", why))
+        return canary
+
+    def _parse(
+        self,
+        wanted: list[tuple[TreeEntry, CanaryRef]],
+        gates: dict[CanaryRef, Gate],
+        policies: dict[str, Policy],
+        problems: list[Problem],
+        stored: dict[tuple[str, str], list[Any]],
+    ) -> list[tuple[str, str, Gate]]:
+        """Parse `wanted` into `gates` and `policies` (updated in place); return the gates parsed
+        from git (not taken from `stored`) as (path, blob id, gate)."""
+        todo = []
+        for entry, canary in wanted:
+            value = stored.get((entry.path, entry.oid)) if canary is not _POLICY else None
+            if value is not None:
+                try:
+                    gates[canary] = decode_gate(canary, entry.path, value)
+                    continue
+                except (ValueError, TypeError, KeyError):
+                    log.info("%s: stored parse unreadable; parsing it again", entry.path)
+            todo.append((entry, canary))
+        blobs = self.mirror.read_blobs([e.oid for e, _ in todo], limit=MAX_FILE_BYTES) if todo else {}
+        fresh: list[tuple[str, str, Gate]] = []
+        for entry, canary in todo:
+            data = blobs[entry.oid]
+            if data is None:
+                problems.append(Problem(entry.path, None, "", f"larger than {MAX_FILE_BYTES} bytes"))
+            elif canary is _POLICY:
+                policy, found = parse_policy(entry.path, data)
+                problems.extend(found)
+                if policy is not None:
+                    policies[entry.path] = policy
+            else:
+                gate, found = parse_gate(entry.path, data, canary)
+                problems.extend(found)
+                if gate is not None:
+                    gates[canary] = gate
+                    fresh.append((entry.path, entry.oid, gate))
+        return fresh
+
+    def _snapshot(
+        self, commit: str, gates: dict[CanaryRef, Gate], policies: Iterable[Policy], verified: bool
+    ) -> Snapshot:
+        order = self._policy_paths
         return Snapshot(
-            commit=commit, gates_path=self.gates_path, gates=gates, policies=tuple(policies), verified=verified
+            commit=commit,
+            gates_path=self.gates_path,
+            gates=gates,
+            policies=tuple(sorted(policies, key=lambda p: order.index(p.path))),
+            verified=verified,
         )
+
+
+def _not_plain(mode: str, policy: bool) -> str:
+    if mode == "100755":
+        what = "the policy file must be a plain file" if policy else "only plain gate files are allowed here"
+        return f"is executable (mode 100755); {what} (git update-index --chmod=-x FILE)"
+    if policy:
+        return "must be a plain file"
+    return f"is {_MODE_NAMES.get(mode, f'mode {mode}')}; only plain gate files are allowed here"

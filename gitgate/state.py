@@ -2,6 +2,7 @@
 
 Layout of --state-dir:
   state.json        last verified commit, repo, branch
+  parsed.jsonl      parsed gate files by (path, blob id): a restart need not parse them again
   repo.git/         gitgate's own bare clone of the approvals repo
   gnupg/            private keyring built from --trust-gpg at every start
   trust/            trust roots written by `gitgate init` for the embedded default
@@ -99,17 +100,37 @@ class StateDir:
     def save(self, verified: Verified) -> None:
         """Write-then-rename with fsync: a crash leaves the old state or the new, never half."""
         self.ensure()
-        file = self.path / "state.json"
-        tmp = file.with_suffix(".json.tmp")
         data = json.dumps({"version": STATE_VERSION, **asdict(verified)}, indent=2).encode()
+        file = self.path / "state.json"
+        try:
+            write_atomic(file, data)
+        except OSError as e:  # disk full, quota, read-only: the old state stays whole
+            raise GitgateError(
+                f"{file}: cannot record commit {verified.commit[:12]} as verified ({e.strerror}); "
+                f"answers stay on the commit it records until it can be written: free space in {self.path}"
+            ) from e
+
+    @property
+    def parsed_file(self) -> Path:
+        return self.path / "parsed.jsonl"
+
+
+def write_atomic(file: Path, data: bytes) -> None:
+    """Write-then-rename with fsync: a crash leaves the old content or the new, never half."""
+    tmp = file.with_name(file.name + ".tmp")
+    try:
         with tmp.open("wb") as out:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, file)
+    except BaseException:
         with contextlib.suppress(OSError):
-            dirfd = os.open(self.path, os.O_DIRECTORY)
-            try:
-                os.fsync(dirfd)
-            finally:
-                os.close(dirfd)
+            tmp.unlink()
+        raise
+    with contextlib.suppress(OSError):
+        dirfd = os.open(file.parent, os.O_DIRECTORY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
