@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from gitgate.model import Hook
+from gitgate.status import STATUS_GATES
+
 _TEXT = {"text/plain": {"schema": {"type": "string"}}}
 _COMMIT = {
     "X-Gitgate-Commit": {
@@ -13,27 +16,44 @@ _COMMIT = {
 }
 
 
-def _payload() -> dict[str, Any]:
+# What wire.py accepts, written so that a generator of valid payloads gets no 400: Kubernetes names
+# (schema.valid_ref), and phase/checksum on one line. The patterns say it exactly for ASCII; for
+# other text the rule is Python's str.isprintable(), which JSON Schema cannot express.
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+_ONE_LINE = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+
+
+def _payload(hooks: list[str] | None = None) -> dict[str, Any]:
+    """Flagger's payload; with `hooks`, metadata.hook (if sent) must name one of them."""
+    hook: dict[str, Any] = {"type": "string", "description": "The hook to answer for (on /gate/check)."}
+    if hooks:
+        hook["enum"] = hooks
+    text = "printable characters on one line"
     return {
         "type": "object",
         "required": ["name", "namespace"],
         "properties": {
-            "name": {"type": "string", "minLength": 1},
-            "namespace": {"type": "string", "minLength": 1},
-            "phase": {"type": "string"},
-            "checksum": {"type": "string"},
-            "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+            "name": {"type": "string", "minLength": 1, "maxLength": 253, "pattern": _DNS_SUBDOMAIN},
+            "namespace": {"type": "string", "minLength": 1, "maxLength": 63, "pattern": _DNS_LABEL},
+            "phase": {"type": ["string", "null"], "pattern": _ONE_LINE, "description": text},
+            "checksum": {"type": ["string", "null"], "pattern": _ONE_LINE, "description": text},
+            "metadata": {
+                "type": ["object", "null"],
+                "properties": {"hook": hook},
+                "additionalProperties": {"description": "Strings are kept; other values are ignored."},
+            },
         },
     }
 
 
-def _check(summary: str) -> dict[str, Any]:
+def _check(summary: str, payload: str = "FlaggerPayload") -> dict[str, Any]:
     return {
         "post": {
             "summary": summary,
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FlaggerPayload"}}},
+                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{payload}"}}},
             },
             "responses": {
                 "200": {"description": "Open: the body is `Approved`.", "headers": _COMMIT, "content": _TEXT},
@@ -49,14 +69,14 @@ def _check(summary: str) -> dict[str, Any]:
     }
 
 
-def _write(summary: str) -> dict[str, Any]:
+def _write(summary: str, payload: str = "FlaggerPayload") -> dict[str, Any]:
     return {
         "post": {
             "summary": summary,
             "security": [{"admin": []}],
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FlaggerPayload"}}},
+                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{payload}"}}},
             },
             "responses": {
                 "202": {"description": "A request was opened; the body is its URL.", "content": _TEXT},
@@ -81,7 +101,7 @@ def _hook(summary: str) -> dict[str, Any]:
                 "202": {"description": "A push to the served branch: reconciling now.", "content": _TEXT},
                 "401": {"description": "Wrong signature or token.", "content": _TEXT},
                 "404": {"description": "This webhook is not configured.", "content": _TEXT},
-                "413": {"description": "Body over 64 KiB.", "content": _TEXT},
+                "413": {"description": "Body over 1 MiB.", "content": _TEXT},
             },
         }
     }
@@ -103,7 +123,8 @@ def openapi_document(version: str) -> dict[str, Any]:
         },
         "paths": {
             "/gate/check": _check(
-                "The canary's gate: metadata.hook if given, else any-hook approvals (load tester compatible)."
+                "The canary's gate: metadata.hook if given, else any-hook approvals (load tester compatible).",
+                "FlaggerPayloadNamingHook",
             ),
             "/gate/check/confirm-rollout": _check("confirm-rollout gate."),
             "/gate/check/confirm-traffic-increase": _check("confirm-traffic-increase gate."),
@@ -121,8 +142,8 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "responses": {"403": {"description": "Forbidden", "content": _TEXT}},
                 }
             },
-            "/gate/open": _write("Open an approval request for the canary's gate."),
-            "/gate/close": _write("Open a revocation request for the canary's gate."),
+            "/gate/open": _write("Open an approval request for the canary's gate.", "FlaggerPayloadNamingHook"),
+            "/gate/close": _write("Open a revocation request for the canary's gate.", "FlaggerPayloadNamingHook"),
             "/rollback/open": _write("Open a rollback approval request."),
             "/rollback/close": _write("Open a rollback revocation request."),
             "/events": {
@@ -153,15 +174,33 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "A verified commit is served.", _TEXT, {"503": {"description": "Not ready yet.", "content": _TEXT}}
             ),
             "/metrics": _get("Prometheus metrics.", _TEXT),
-            "/api/v1/status": _get(
-                "Repo, verified commit, refused commits, gates and answers.",
-                {"application/json": {"schema": {"type": "object"}}},
-            ),
+            "/api/v1/status": {
+                "get": {
+                    **_get(
+                        "Repo, verified commit, refused commits, gates and answers. At most `limit` gates "
+                        "(those that matter first: asked, frozen, with requests); `gates_total` counts all.",
+                        {"application/json": {"schema": {"type": "object"}}},
+                        {"400": {"description": "A bad `limit`.", "content": _TEXT}},
+                    )["get"],
+                    "parameters": [
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "description": f"How many gates to describe (default {STATUS_GATES}), or `all`.",
+                            "schema": {"type": "string", "pattern": r"^(all|\d{1,6})$"},
+                        }
+                    ],
+                }
+            },
             "/openapi.json": _get("This document.", {"application/json": {"schema": {"type": "object"}}}),
             "/": _get("A status page for people.", {"text/html": {"schema": {"type": "string"}}}),
         },
         "components": {
-            "schemas": {"FlaggerPayload": _payload()},
+            "schemas": {
+                "FlaggerPayload": _payload(),
+                "FlaggerPayloadNamingHook": _payload([h.value for h in Hook]),
+            },
             "securitySchemes": {"admin": {"type": "http", "scheme": "bearer"}},
         },
     }

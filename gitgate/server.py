@@ -21,6 +21,7 @@ from gitgate.request import RequestSpec, branch_name
 from gitgate.requester import Requester, Wanted
 from gitgate.status import (
     PAGE_GATES,
+    STATUS_GATES,
     Event,
     EventLog,
     GateSource,
@@ -285,7 +286,12 @@ def create_app(
 
     @app.get("/api/v1/status")
     def status() -> Response:
-        return Response(json.dumps(full_status(), indent=2), mimetype="application/json")
+        # Bounded by default: describing 100,000 gates takes seconds of the CPU checks need.
+        given = request.args.get("limit", str(STATUS_GATES))
+        if given != "all" and not (given.isdigit() and len(given) <= 6):
+            return _text(f"limit must be a number of gates or 'all', not {given[:20]!r}", 400)
+        limit = None if given == "all" else int(given)
+        return Response(json.dumps(full_status(limit), indent=2), mimetype="application/json")
 
     @app.get("/")
     def page() -> Response:

@@ -117,6 +117,7 @@ def commit_of(snap: Snapshot | None) -> str:
 
 
 PAGE_GATES = 200  # canaries on the status page; the rest are in /api/v1/status
+STATUS_GATES = 1000  # canaries in /api/v1/status unless ?limit= says otherwise
 PAGE_EVENTS = 30
 PAGE_REFRESH = 20  # seconds
 

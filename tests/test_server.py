@@ -852,6 +852,20 @@ def test_status_shows_the_last_check_per_canary_and_hook_with_its_current_answer
     assert post(client, "/gate/check/confirm-promotion").status_code == 403
 
 
+def test_status_describes_a_bounded_number_of_gates_unless_asked_for_all(client: FlaskClient) -> None:
+    assert post(client, "/gate/check/confirm-promotion").status_code == 200  # podinfo was asked: it matters
+    two = client.get("/api/v1/status?limit=2").get_json()
+    assert two["gates_total"] == 5
+    assert len(two["gates"]) == 2
+    assert ("test", "podinfo") in {(g["namespace"], g["name"]) for g in two["gates"]}
+    assert len(client.get("/api/v1/status?limit=all").get_json()["gates"]) == 5
+    assert len(client.get("/api/v1/status").get_json()["gates"]) == 5  # under the default of 1,000
+    for bad in ("-1", "ten", "1e3", "9999999", ""):
+        resp = client.get(f"/api/v1/status?limit={bad}")
+        assert resp.status_code == 400, bad
+        assert "limit must be a number of gates or 'all'" in resp.text
+
+
 def test_status_lists_gates_with_their_approvals_and_freezes(client: FlaskClient) -> None:
     gates = {(g["namespace"], g["name"]): g for g in client.get("/api/v1/status").get_json()["gates"]}
     assert set(gates) == {
