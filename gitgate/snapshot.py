@@ -15,14 +15,20 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import multiprocessing
+import os
+import pickle
 import posixpath
+import time
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from gitgate.errors import GitError, InvalidFiles, Problem
 from gitgate.git import Mirror, TreeEntry
 from gitgate.model import CanaryRef, Gate, Policy, Snapshot
-from gitgate.parse_store import ParseStore, decode_gate
+from gitgate.parse_store import ParseStore, decode_gate, encode_gate
 from gitgate.schema import MAX_FILE_BYTES, POLICY_FILE, canary_for_path, parse_gate, parse_policy
 
 log = logging.getLogger("gitgate.snapshot")
@@ -70,13 +76,19 @@ class SnapshotBuilder:
     # --- the two ways to a snapshot ---------------------------------------------------------
 
     def _full(self, commit: str, verified: bool) -> Snapshot:
+        started = time.perf_counter()
         problems: list[Problem] = []
         wanted: list[tuple[TreeEntry, CanaryRef]] = []
+        stored = self.store.load() if self.store is not None else {}
+        skip = len(self.gates_path) + 1 if self.gates_path else 0
         for entry in self.mirror.tree_entries(commit, self._pathspecs):
+            if entry.mode == "100644" and (entry.path, entry.oid) in stored:  # its path was checked when stored
+                namespace, _, file = entry.path[skip:].partition("/")
+                wanted.append((entry, CanaryRef(namespace, file[:-5])))
+                continue
             canary = self._classify(entry, problems)
             if canary is not None:
                 wanted.append((entry, canary))
-        stored = self.store.load() if self.store is not None else {}
         gates: dict[CanaryRef, Gate] = {}
         policies: dict[str, Policy] = {}
         fresh = self._parse(wanted, gates, policies, problems, stored)
@@ -90,6 +102,14 @@ class SnapshotBuilder:
                 self.store.rewrite((g.path, oids[g.path], g) for g in gates.values())
             else:
                 self.store.append(fresh)
+        log.info(
+            "read %d gate files of %s in %.1f s (%d parsed, %d from the parse store)",
+            len(gates),
+            commit[:12],
+            time.perf_counter() - started,
+            len(fresh),
+            len(gates) - len(fresh),
+        )
         return self._snapshot(commit, gates, policies.values(), verified)
 
     def _incremental(self, last: Snapshot, commit: str, verified: bool) -> Snapshot:
@@ -159,6 +179,9 @@ class SnapshotBuilder:
                     log.info("%s: stored parse unreadable; parsing it again", entry.path)
             todo.append((entry, canary))
         blobs = self.mirror.read_blobs([e.oid for e, _ in todo], limit=MAX_FILE_BYTES) if todo else {}
+        parsed = _parse_gates(
+            [(e.path, c, data) for e, c in todo if c is not _POLICY and (data := blobs[e.oid]) is not None]
+        )
         fresh: list[tuple[str, str, Gate]] = []
         for entry, canary in todo:
             data = blobs[entry.oid]
@@ -170,7 +193,7 @@ class SnapshotBuilder:
                 if policy is not None:
                     policies[entry.path] = policy
             else:
-                gate, found = parse_gate(entry.path, data, canary)
+                gate, found = parsed[entry.path]
                 problems.extend(found)
                 if gate is not None:
                     gates[canary] = gate
@@ -188,6 +211,50 @@ class SnapshotBuilder:
             policies=tuple(sorted(policies, key=lambda p: order.index(p.path))),
             verified=verified,
         )
+
+
+# --- parsing many files at once ----------------------------------------------------------------
+
+PARALLEL_FROM = 4_000  # gate files to parse before other processes help (a first start, mostly)
+_Parsed = tuple[Gate | None, list[Problem]]
+
+
+def _parse_gates(items: list[tuple[str, CanaryRef, bytes]]) -> dict[str, _Parsed]:
+    """parse_gate over many files: in this process, or for many files spread over one process per
+    CPU (parsing is CPU-bound Python; a first start of a 100,000-gate repo is mostly this)."""
+    workers = min(len(os.sched_getaffinity(0)), 8)
+    if len(items) < PARALLEL_FROM or workers < 2:
+        return {path: parse_gate(path, data, canary) for path, canary, data in items}
+    chunks = [
+        [(path, canary.namespace, canary.name, data) for path, canary, data in items[i :: workers * 4]]
+        for i in range(workers * 4)
+    ]
+    try:
+        # spawn, not fork: the service has threads, and a forked child would inherit their locks.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(_parse_chunk, chunks))
+    except (OSError, BrokenProcessPool, pickle.PickleError) as e:
+        log.warning("could not parse in other processes (%s); parsing %d files here", e, len(items))
+        return {path: parse_gate(path, data, canary) for path, canary, data in items}
+    out: dict[str, _Parsed] = {}
+    refs = {path: canary for path, canary, _ in items}
+    for result in results:
+        for path, value, found in result:
+            gate = decode_gate(refs[path], path, value) if value is not None else None
+            out[path] = (gate, [Problem(*p) for p in found])
+    return out
+
+
+def _parse_chunk(
+    chunk: list[tuple[str, str, str, bytes]],
+) -> list[tuple[str, list[Any] | None, list[tuple[str, int | None, str, str]]]]:
+    """In a worker process: parse, and answer in plain values (cheap to send back)."""
+    out = []
+    for path, namespace, name, data in chunk:
+        gate, found = parse_gate(path, data, CanaryRef(namespace, name))
+        problems = [(p.file, p.line, p.key, p.message) for p in found]
+        out.append((path, encode_gate(gate) if gate is not None else None, problems))
+    return out
 
 
 def _not_plain(mode: str, policy: bool) -> str:

@@ -17,6 +17,7 @@ from helpers import gate_yaml, sh
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gitgate import snapshot
 from gitgate.errors import InvalidFiles
 from gitgate.git import Mirror
 from gitgate.model import CanaryRef, Snapshot
@@ -270,3 +271,26 @@ def test_a_store_written_for_another_path_is_not_used(tmp_path: Path) -> None:
     other = ParseStore(store_file, "clusters/prod/gates")
     assert other.load() == {}
     assert other.lines is None
+
+
+def test_a_large_first_build_parsed_in_other_processes_equals_one_parsed_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = Repo(tmp_path / "repo")
+    commit = many_gates(repo, 40)
+    here = SnapshotBuilder(repo.mirror, "gates").build(commit)
+    monkeypatch.setattr(snapshot, "PARALLEL_FROM", 10)  # as a 100,000-gate repo would, at 40 files
+    spread = SnapshotBuilder(repo.mirror, "gates").build(commit)
+    assert spread == here
+    assert len(spread.gates) == 40
+
+    repo.write("gates/team-0/app-3.yaml", gate_yaml("team-0", "someone-else"))
+    repo.write("gates/team-1/app-7.yaml", "spec: [\n")
+    broken = repo.commit()
+    with pytest.raises(InvalidFiles) as in_workers:
+        SnapshotBuilder(repo.mirror, "gates").build(broken)
+    monkeypatch.setattr(snapshot, "PARALLEL_FROM", 1_000_000)
+    with pytest.raises(InvalidFiles) as in_process:
+        SnapshotBuilder(repo.mirror, "gates").build(broken)
+    assert [p.render() for p in in_workers.value.problems] == [p.render() for p in in_process.value.problems]
+    assert len(in_workers.value.problems) == 2
