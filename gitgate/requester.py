@@ -4,12 +4,19 @@ A denied check asks for a request with `want()`, which never blocks: the first a
 hook, checksum) queues it; later asks find it queued, opened (its URL goes into the 403 answer) or
 failed (retried after a bounded backoff, or after the forge's Retry-After). One worker thread talks
 to the forge, so a slow or broken forge never delays a check.
+
+Retries are driven by checks, never by a timer: a failed request is tried again at the first check
+after its wait is over. A 5xx, a timeout, a rate limit or a rejected token is the forge's state, not
+the request's:
+it holds every request (no forge call at all) until the forge's Retry-After, or the backoff, has
+passed, so an outage costs about one attempt per wait however many canaries are waiting.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -19,13 +26,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gitgate.errors import GitgateError
-from gitgate.forges.base import Forge, ForgeRateLimited
+from gitgate.forges.base import Forge, ForgeAuthError, ForgeRateLimited, ForgeUnavailable
 from gitgate.model import CanaryRef
 from gitgate.request import RequestSpec, branch_name
 
 log = logging.getLogger("gitgate.requests")
 KEPT = 10_000
-BACKOFF = (5.0, 15.0, 60.0, 300.0)
+# The wait after consecutive failures: 5 s, 15 s, 45 s, 135 s, then 300 s for as long as it lasts;
+# each lengthened by up to JITTER (a fraction), so replicas leaving one outage do not ask at once.
+BACKOFF_FIRST = 5.0
+BACKOFF_FACTOR = 3.0
+BACKOFF_CAP = 300.0
+JITTER = 0.1
+# A forge's own Retry-After (or rate-limit reset) is obeyed, but read as no less than a second and
+# no more than an hour: a broken or hostile header must neither cause a busy loop nor park requests.
+RETRY_AFTER_MIN = 1.0
+RETRY_AFTER_CAP = 3600.0
 # Checks are unauthenticated: anyone who can reach the service can name any canary. New requests
 # are limited to this many a minute, so a flood of made-up names cannot flood the forge.
 NEW_PER_MINUTE = 30
@@ -56,12 +72,18 @@ class Requester:
         via: str = "open",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self.forge = forge
         self.gates_path = gates_path
         self.via = via
         self.clock = clock
         self.monotonic = monotonic
+        self.jitter = jitter
+        # After a 5xx, a timeout, a rate limit or a 401, no request goes to the forge before _hold_until.
+        self._hold_until = 0.0
+        self._hold_reason = ""
+        self._outages = 0  # consecutive 5xx/timeouts/rate limits/401s, forge-wide
         self._items: OrderedDict[str, Wanted] = OrderedDict()
         self._lock = threading.Lock()
         self._queue: queue.Queue[str | Callable[[], object] | None] = queue.Queue()
@@ -106,8 +128,8 @@ class Requester:
 
     def drain(self, timeout: float = 30) -> None:
         """Wait until every queued request has been tried (for `gitgate demo` and tests)."""
-        deadline = self.monotonic() + timeout
-        while self.monotonic() < deadline:
+        deadline = time.monotonic() + timeout  # real time, whatever clock the requester was given
+        while time.monotonic() < deadline:
             if not any(i.state == "queued" for i in list(self._items.values())) and self._queue.empty():
                 return
             time.sleep(0.02)
@@ -129,6 +151,11 @@ class Requester:
             self.open_now(item)
 
     def open_now(self, item: Wanted) -> Wanted:
+        held = self._hold_until - self.monotonic()
+        if held > 0:  # the forge is down or rate limited: ask nothing before it said (or the backoff says)
+            item.state, item.retry_at = "failed", self._hold_until
+            item.error = f"{self._hold_reason} (the forge is left alone for {held:.0f}s more)"
+            return item
         try:
             if self.via == "dispatch":
                 self.forge.dispatch(item.spec)
@@ -139,13 +166,17 @@ class Requester:
                 item.state, item.url, item.number, item.error = "opened", ref.url, ref.number, ""
                 item.opened_at = self.monotonic()
                 log.info("%s request %s for %s", "opened" if ref.created else "found", ref.url, ref.branch)
-        except ForgeRateLimited as e:
-            self._failed(item, str(e), e.retry_after)
-        except GitgateError as e:
-            self._failed(item, str(e), BACKOFF[min(item.failures, len(BACKOFF) - 1)])
+            item.failures = self._outages = 0
+        except (ForgeRateLimited, ForgeUnavailable, ForgeAuthError) as e:  # the forge's state, not the request's
+            self._outages += 1
+            wait = wait_after(self._outages, getattr(e, "retry_after", None), self.jitter())
+            self._hold_until, self._hold_reason = self.monotonic() + wait, str(e)
+            self._failed(item, str(e), wait)
+        except GitgateError as e:  # about this request (permission, conflict): back off for it alone
+            self._failed(item, str(e), wait_after(item.failures + 1, None, self.jitter()))
         except Exception as e:  # a bug in an adapter must not stop the worker
             log.exception("opening a request failed")
-            self._failed(item, f"{type(e).__name__}: {e}", BACKOFF[-1])
+            self._failed(item, f"{type(e).__name__}: {e}", BACKOFF_CAP)
         return item
 
     def _failed(self, item: Wanted, error: str, wait: float) -> None:
@@ -179,6 +210,7 @@ class Requester:
         return closed
 
     def status(self) -> list[dict[str, Any]]:
+        now = self.monotonic()
         return [
             {
                 "branch": key,
@@ -189,10 +221,31 @@ class Requester:
                 "url": i.url or None,
                 "number": i.number or None,
                 "error": i.error or None,
+                "failures": i.failures,
+                "retry_in": round(max(0.0, i.retry_at - now), 1) if i.state == "failed" else None,
                 "asked_at": i.asked_at,
             }
             for key, i in list(self._items.items())
         ]
+
+
+def backoff(failures: int) -> float:
+    """The wait, before jitter, after `failures` consecutive failures (0 for none)."""
+    if failures <= 0:
+        return 0.0
+    # The exponent stops growing long after the cap is reached: 3.0 ** 646 would overflow a float.
+    return float(min(BACKOFF_CAP, BACKOFF_FIRST * BACKOFF_FACTOR ** min(failures - 1, 32)))
+
+
+def wait_after(failures: int, retry_after: float | None, jitter: float) -> float:
+    """How long to leave the forge alone after the `failures`-th consecutive failure: the forge's
+    Retry-After when it gave one (within [RETRY_AFTER_MIN, RETRY_AFTER_CAP]) but no less than the
+    backoff of the failures before this one, else the backoff; then up to JITTER more (jitter in [0, 1))."""
+    if retry_after is None:
+        wait = backoff(failures)
+    else:
+        wait = max(min(max(retry_after, RETRY_AFTER_MIN), RETRY_AFTER_CAP), backoff(failures - 1))
+    return wait * (1 + JITTER * min(max(jitter, 0.0), 1.0))
 
 
 def _ts(moment: datetime) -> str:

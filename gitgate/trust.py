@@ -130,8 +130,12 @@ _SSH_KEY = re.compile(
 )
 
 
+_VALIDITY = re.compile(r"(?:^|[\s,])(valid-(?:before|after))=", re.IGNORECASE)
+
+
 def check_allowed_signers(path: Path) -> None:
-    """Refuse an allowed_signers file that is missing or has no usable line."""
+    """Refuse an allowed_signers file that is missing, has no usable line, or limits a key's
+    validity in time (valid-before/valid-after), which git cannot enforce against a signer."""
     try:
         text = path.read_text()
     except OSError as e:
@@ -142,8 +146,19 @@ def check_allowed_signers(path: Path) -> None:
             f"--trust-ssh {path}: no signers in it; each line is 'EMAIL namespaces=\"git\" ssh-ed25519 AAAA...'"
         )
     for n, line in enumerate(text.splitlines(), 1):
-        if line.strip() and not line.lstrip().startswith("#") and not _SSH_KEY.search(line):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key = _SSH_KEY.search(line)
+        if key is None:
             raise TrustError(f"--trust-ssh {path}:{n}: not an allowed_signers line (principal, options, key type, key)")
+        limit = _VALIDITY.search(line[: key.start()])
+        if limit is not None:
+            # git checks these against the commit's own committer date, which whoever signs writes:
+            # a retired key would still sign a backdated commit that git calls good.
+            raise TrustError(
+                f"--trust-ssh {path}:{n}: {limit.group(1).lower()} cannot be enforced: git checks it against the "
+                "commit's own date, which the signer writes; to retire a key, delete its line"
+            )
 
 
 def _gpg(home: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:

@@ -42,7 +42,12 @@ class ForgeRateLimited(ForgeError):
 
 
 class ForgeUnavailable(ForgeError):
-    """The forge answered 5xx or did not answer in time; retry later."""
+    """The forge answered 5xx or did not answer in time; retry later (after `retry_after` seconds
+    when the forge said so with a Retry-After header, else after the caller's own backoff)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)

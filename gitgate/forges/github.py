@@ -76,8 +76,9 @@ class GitHubForge:
     `seconds_between_requests`/`seconds_between_writes` keep PyGithub's polite defaults (GitHub asks
     integrations to space out writes to stay clear of secondary rate limits); tests pass 0.
     `timeout` is per HTTP request, `retries` bounds the retries of connection errors and of 5xx
-    answers to idempotent calls (exponential backoff from 0.5 s). Rate limits are never slept on
-    here: they surface as ForgeRateLimited with GitHub's `retry_after`, for the caller to schedule.
+    answers to idempotent calls (0 s, 1 s, 2 s, ... apart, at most 10 s). Rate limits and Retry-After
+    are never slept on here: they surface as ForgeRateLimited (or ForgeUnavailable, for a 5xx) with
+    GitHub's `retry_after`, for the caller to schedule.
     """
 
     name = "github"
@@ -415,8 +416,9 @@ class GitHubForge:
                 f"{self.api_url}): check --forge-repo and --api-url, and give the token access to the repo"
             )
         if status >= 500:
+            asked = retry_after(headers) if "retry-after" in headers else None
             return ForgeUnavailable(
-                f"GitHub answered {status} ({said}) when asked to {doing} in {self.repo}: retry later"
+                f"GitHub answered {status} ({said}) when asked to {doing} in {self.repo}: retry later", asked
             )
         return ForgeError(f"GitHub refused to {doing} in {self.repo}: {status} {said}")
 
@@ -475,7 +477,10 @@ def _rate_limited(headers: dict[str, str], said: str) -> bool:
 
 
 def retry_after(headers: dict[str, str], now: float | None = None) -> float:
-    """Seconds to wait: Retry-After (seconds or an HTTP date), else X-RateLimit-Reset, else a minute."""
+    """Seconds to wait, as GitHub's rate-limit documentation says: Retry-After (seconds or an HTTP
+    date); else, when the primary limit is used up (X-RateLimit-Remaining: 0), until X-RateLimit-Reset;
+    else (a secondary rate limit without Retry-After) a minute. The reset of a primary limit that is not
+    used up says nothing about a secondary one: waiting for it could park requests for an hour."""
     now = time.time() if now is None else now
     value = headers.get("retry-after", "").strip()
     if value.isdigit():
@@ -490,6 +495,6 @@ def retry_after(headers: dict[str, str], now: float | None = None) -> float:
                 when = when.replace(tzinfo=UTC)
             return max(0.0, when.timestamp() - now)
     reset = headers.get("x-ratelimit-reset", "").strip()
-    if reset.isdigit():
+    if reset.isdigit() and headers.get("x-ratelimit-remaining", "").strip() == "0":
         return max(1.0, float(reset) - now)
     return DEFAULT_RETRY_AFTER

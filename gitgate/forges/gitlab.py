@@ -22,8 +22,11 @@ an approval was given; what it does give, and what this adapter reads:
   count toward --require-approvals (fail closed).
 
 Errors: every python-gitlab and transport error is wrapped in a ForgeError subclass whose message
-says what to do. 5xx answers and timeouts are retried `retries` times (python-gitlab's exponential
-backoff); a 429 is not slept on but raised as ForgeRateLimited with the wait GitLab asked for.
+says what to do. 5xx answers, refused connections and timeouts are retried `retries` times, 0.1 s,
+0.2 s, ... apart (or after the answer's Retry-After when that is at most RETRY_SLEEP_CAP); a longer
+Retry-After, and any 429, is not slept on but raised (ForgeUnavailable / ForgeRateLimited with
+`retry_after`) for the caller to schedule. python-gitlab's own retries are off: they sleep for as
+long as a Retry-After says, an hour if it says so, on the thread that asked.
 """
 
 from __future__ import annotations
@@ -71,6 +74,8 @@ T = TypeVar("T")
 
 DEFAULT_API_URL = "https://gitlab.com"
 DEFAULT_RETRY_AFTER = 60.0
+TRANSIENT = frozenset(gitlab.const.RETRYABLE_TRANSIENT_ERROR_CODES)
+RETRY_SLEEP_CAP = 2.0  # the longest sleep between two tries inside one call
 ACCESS_NEEDED = (
     "a GitLab token with the `api` scope whose user (or project/group access token bot) has at least the "
     "Developer role in the project"
@@ -88,16 +93,33 @@ class _Refused(ForgeError):
 
 class _Client(gitlab.Gitlab):
     """python-gitlab with gitgate's retry policy: at most `retries` retries of 5xx answers, timeouts and
-    refused connections, and no sleeping on 429 (the caller gets ForgeRateLimited and decides)."""
+    refused connections, with short sleeps (never more than RETRY_SLEEP_CAP), and no sleeping on 429 or
+    on a long Retry-After (the caller gets the error, with the wait, and decides)."""
 
-    def __init__(self, *args: Any, retries: int, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, retries: int, last_headers: Callable[[], Mapping[str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.gitgate_retries = retries
+        self.last_headers = last_headers
 
     def http_request(self, verb: str, path: str, *args: Any, **kwargs: Any) -> requests.Response:
-        kwargs["max_retries"] = self.gitgate_retries
-        kwargs["obey_rate_limit"] = False
-        return super().http_request(verb, path, *args, **kwargs)
+        kwargs.update(max_retries=0, obey_rate_limit=False, retry_transient_errors=False)
+        tries = 0
+        while True:
+            try:
+                return super().http_request(verb, path, *args, **kwargs)
+            except gitlab.exceptions.GitlabHttpError as e:
+                if e.response_code not in TRANSIENT or tries >= self.gitgate_retries:
+                    raise
+                asked = _asked_wait(self.last_headers())
+                if asked is not None and asked > RETRY_SLEEP_CAP:
+                    raise  # not slept on here: the caller schedules the next try
+                wait = 0.1 * 2**tries if asked is None else asked
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, requests.Timeout):
+                if tries >= self.gitgate_retries:
+                    raise
+                wait = 0.1 * 2**tries
+            tries += 1
+            time.sleep(wait)
 
 
 class GitLabForge:
@@ -134,8 +156,8 @@ class GitLabForge:
             self.api_url,
             private_token=token,
             timeout=timeout,
-            retry_transient_errors=retries > 0,
             retries=retries,
+            last_headers=lambda: getattr(self._local, "headers", None) or {},
             per_page=100,
             session=session,
             user_agent="gitgate",
@@ -439,9 +461,14 @@ class GitLabForge:
                 wait,
             )
         if code >= 500:
+            asked_wait = _asked_wait(getattr(self._local, "headers", None) or {})
+            asked = (
+                f" (it asks to wait {asked_wait:.0f}s)"
+                if asked_wait is not None
+                else f", also after {self.retries} retries"
+            )
             return ForgeUnavailable(
-                f"{where} answered {code} while {doing}, also after {self.retries} retries; GitLab is having "
-                "trouble: try again later"
+                f"{where} answered {code} while {doing}{asked}; GitLab is having trouble: try again later", asked_wait
             )
         if code == 400 and "pipeline variables" in detail.lower():
             return ForgePermissionError(
@@ -506,18 +533,29 @@ def _detail(e: gitlab.exceptions.GitlabError) -> str:
     return str(message or "").strip()
 
 
+def _asked_wait(headers: Mapping[str, str]) -> float | None:
+    """The answer's Retry-After in seconds (it may be seconds or an HTTP date); None without one."""
+    value = (headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
 def _retry_after(headers: Mapping[str, str]) -> float:
-    value = headers.get("Retry-After")
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                when = None
-            if when is not None:
-                return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    """Seconds to wait after a 429: Retry-After, else RateLimit-Reset (a Unix time), else a minute."""
+    asked = _asked_wait(headers)
+    if asked is not None:
+        return asked
     reset = headers.get("RateLimit-Reset")
     if reset:
         try:

@@ -13,7 +13,10 @@ What it is:
 - Every request and every JSON response is checked against GitHub's published OpenAPI description
   (npm `@octokit/openapi`, pinned in install_openapi.sh). Mismatches are collected in `problems`;
   a response that does not match is replaced by a 500 saying why, and the test fixture fails the test.
-- Faults can be injected (`fail()`): any status, headers, body or delay for matching requests.
+- Faults can be injected (`fail()`): any status, headers, body or delay for matching requests
+  (status None: after the delay, the request is served normally: a slow answer). `hang()` accepts
+  matching requests and answers nothing until `heal()` (which also drops every fault): a forge
+  that stopped answering. `hits()` counts requests as they arrive, hung or not.
 
 Endpoints (under /repos/{owner}/{repo}): GET itself; git: GET ref/{ref}, POST refs, PATCH/DELETE
 refs/{ref}, GET/POST commits, POST trees; GET contents/{path}; pulls: GET/POST list, GET/PATCH one,
@@ -375,7 +378,7 @@ class Pull:
 
 @dataclass
 class Fault:
-    status: int
+    status: int | None  # None: after the delay (or the hang), serve the request normally
     method: str | None = None
     path: str = ""  # regex searched in the request path (after any /api/v3 prefix)
     json: Any = None
@@ -383,6 +386,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     times: int = 1  # -1: every matching request
+    release: threading.Event | None = None  # a hang: hold the request until this is set (heal())
 
 
 class ApiError(Exception):
@@ -451,6 +455,8 @@ class FakeGitHub:
         self.dispatches: list[dict[str, Any]] = []
         self.faults: list[Fault] = []
         self.calls: list[tuple[str, str, int]] = []  # (method, full path, status) as answered
+        self.arrivals: list[tuple[str, str]] = []  # (method, path) as they arrive, before any fault
+        self.held = 0  # requests hung right now
         self.problems: list[str] = []  # OpenAPI mismatches and unexpected requests
         self.created_at = _now()
         self._lock = threading.RLock()
@@ -480,12 +486,30 @@ class FakeGitHub:
     def add_team(self, slug: str) -> None:
         self.teams[slug] = next(self._ids)
 
-    def fail(self, status: int, **kw: Any) -> Fault:
+    def fail(self, status: int | None, **kw: Any) -> Fault:
         """Answer matching requests with `status` (see Fault) before anything else happens."""
         fault = Fault(status, **kw)
         with self._lock:
             self.faults.append(fault)
         return fault
+
+    def hang(self, method: str | None = None, path: str = "", *, times: int = 1, then: int | None = None) -> Fault:
+        """Accept the next `times` matching requests (-1: all) and answer nothing until heal(); then
+        answer `then` (a status), or with None serve them as if nothing had happened."""
+        return self.fail(then, method=method, path=path, times=times, release=threading.Event())
+
+    def heal(self) -> None:
+        """The forge is well again: drop every fault and let hung requests go on."""
+        with self._lock:
+            for fault in self.faults:
+                if fault.release is not None:
+                    fault.release.set()
+            self.faults.clear()
+
+    def hits(self, method: str | None = None, path: str = "") -> int:
+        """How many requests matching `method` and the regex `path` have arrived so far."""
+        with self._lock:
+            return sum(1 for m, p in self.arrivals if (method is None or m == method) and re.search(path, p))
 
     @property
     def url(self) -> str:
@@ -591,6 +615,7 @@ class FakeGitHub:
     def _inject_fault(self) -> flask.Response | None:
         path = flask.request.path
         with self._lock:
+            self.arrivals.append((flask.request.method, path))
             fault = next(
                 (
                     f
@@ -605,8 +630,17 @@ class FakeGitHub:
                 return None
             if fault.times > 0:
                 fault.times -= 1
+            if fault.release is not None:
+                self.held += 1
+        if fault.release is not None:
+            while not (fault.release.is_set() or self._stopping.is_set()):
+                fault.release.wait(0.05)
+            with self._lock:
+                self.held -= 1
         if fault.delay:
             self._stopping.wait(fault.delay)
+        if fault.status is None:
+            return None
         flask.g.injected = True
         if fault.body is not None:
             return flask.Response(fault.body, fault.status, headers=fault.headers, content_type="text/html")

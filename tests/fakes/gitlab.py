@@ -21,8 +21,10 @@ answer carries `approved_by[].approved_at`; with the MR's versions (one per push
 `reset_approvals_on_push=True` for a project that drops approvals on every push (GitLab Premium).
 
 Faults: `fail(method, path_regex, status, body, headers, times, delay)` answers the next `times`
-matching requests with that status (after `delay` seconds; with status None, the request is then
-served normally: a slow answer).
+matching requests (-1: all of them) with that status (after `delay` seconds; with status None, the
+request is then served normally: a slow answer). `hang()` accepts matching requests and answers
+nothing until `heal()` (which also drops every fault): a GitLab that stopped answering. `hits()`
+counts requests as they arrive, hung or not.
 """
 
 from __future__ import annotations
@@ -474,6 +476,7 @@ class Fault:
     headers: dict[str, str]
     times: int
     delay: float
+    release: threading.Event | None = None  # a hang: hold the request until this is set (heal())
 
 
 class ApiError(Exception):
@@ -542,6 +545,8 @@ class FakeGitLab:
         self.unhandled: list[str] = []
         self.log: list[tuple[str, str, int]] = []  # (method, path, status) of every request
         self._faults: list[Fault] = []
+        self.arrivals: list[tuple[str, str]] = []  # (method, path after /api/v4) as they arrive
+        self.held = 0  # requests hung right now
         self._stop = threading.Event()
         self._last_time = datetime.now(UTC) - timedelta(seconds=1)
         self._ids = {"mr": 100, "note": 500, "version": 700, "pipeline": 900}
@@ -622,14 +627,35 @@ class FakeGitLab:
         times: int = 1,
         delay: float = 0.0,
     ) -> None:
-        """Answer the next `times` requests whose method matches and whose path (after /api/v4, as sent,
-        percent-encoded) matches the regex `path` with `status` and `body` (default: GitLab's error body)."""
+        """Answer the next `times` requests (-1: all) whose method matches (`*`: any) and whose path (after
+        /api/v4, as sent, percent-encoded) matches the regex `path` with `status` and `body` (default:
+        GitLab's error body)."""
         if body is None and status is not None:
             body = message(status).body if status != 500 else {"message": "500 Internal Server Error"}
         with self.lock:
             self._faults.append(
                 Fault(method.upper(), re.compile(path), status, body, dict(headers or {}), times, delay)
             )
+
+    def hang(self, method: str, path: str, *, times: int = 1, then: int | None = None) -> None:
+        """Accept the next `times` matching requests (-1: all) and answer nothing until heal(); then
+        answer `then` (a status), or with None serve them as if nothing had happened."""
+        body = None if then is None else message(then).body
+        with self.lock:
+            self._faults.append(Fault(method.upper(), re.compile(path), then, body, {}, times, 0.0, threading.Event()))
+
+    def heal(self) -> None:
+        """GitLab is well again: drop every fault and let hung requests go on."""
+        with self.lock:
+            for fault in self._faults:
+                if fault.release is not None:
+                    fault.release.set()
+            self._faults.clear()
+
+    def hits(self, method: str | None = None, path: str = "") -> int:
+        """How many requests matching `method` and the regex `path` have arrived so far."""
+        with self.lock:
+            return sum(1 for m, p in self.arrivals if (method is None or m == method.upper()) and re.search(path, p))
 
     def requests_to(self, method: str, path: str) -> list[int]:
         """The statuses answered to requests matching `method` and the regex `path`."""
@@ -1017,7 +1043,14 @@ class FakeGitLab:
         try:
             if path is None:
                 raise ApiError(404, {"error": "404 Not Found"})
+            with self.lock:
+                self.arrivals.append((request.method, path))
             fault = self._fault(request.method, path)
+            if fault is not None and fault.release is not None:
+                while not (fault.release.is_set() or self._stop.is_set()):
+                    fault.release.wait(0.05)
+                with self.lock:
+                    self.held -= 1
             if fault is not None:
                 self._stop.wait(fault.delay)
                 if fault.status is not None:
@@ -1038,8 +1071,11 @@ class FakeGitLab:
     def _fault(self, method: str, path: str) -> Fault | None:
         with self.lock:
             for fault in self._faults:
-                if fault.times > 0 and fault.method == method and fault.pattern.search(path):
-                    fault.times -= 1
+                if fault.times != 0 and fault.method in (method, "*") and fault.pattern.search(path):
+                    if fault.times > 0:
+                        fault.times -= 1
+                    if fault.release is not None:
+                        self.held += 1
                     return fault
         return None
 
