@@ -256,7 +256,7 @@ LUA_COMMON = """
 -- Counts answers by status in each wrk thread; done() sums them and prints one line.
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
-function init(args) expected = tonumber(args[1]); good = 0; bad = 0 end
+function init(args) expected = tonumber(args[1]); pause = tonumber(args[2] or "0"); good = 0; bad = 0 end
 function response(status, headers, body)
   if status == expected then good = good + 1 else bad = bad + 1 end
 end
@@ -267,6 +267,11 @@ function done(summary, latency, requests)
   io.write(string.format("BENCH %d %d %d %d %d %d %d %d %d %d\\n", summary.requests, summary.duration,
     good, bad, e.connect, e.read, e.write, e.timeout, latency:percentile(50), latency:percentile(99)))
 end
+"""
+
+LUA_PACED = """
+-- Paced load: each connection waits `pause` ms after an answer before its next request.
+function delay() return pause end
 """
 
 LUA_CHECK = Template("""
@@ -339,8 +344,25 @@ def wrk(
     port: int, endpoint: str, connections: int, *, duration: float, scripts: dict[str, Path], server_pid: int
 ) -> Run:
     path, expected = (CHECK_PATH, 403) if endpoint == "check" else ("/healthz", 200)
+    return load(port, path, expected, scripts[endpoint], connections, duration=duration, server_pid=server_pid)
+
+
+def load(
+    port: int,
+    path: str,
+    expected: int,
+    script: Path,
+    connections: int,
+    *,
+    duration: float,
+    server_pid: int,
+    extra: tuple[str, ...] = (),
+) -> Run:
+    """wrk over `connections` keep-alive connections; every answer but `expected` is an error.
+    `extra` goes to the script after the expected status (e.g. a delay between requests)."""
+    endpoint = "healthz" if path == "/healthz" else "check"
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--timeout", "5s"]
-    cmd += ["-s", str(scripts[endpoint]), f"http://{HOST}:{port}{path}", "--", str(expected)]
+    cmd += ["-s", str(script), f"http://{HOST}:{port}{path}", "--", str(expected), *extra]
     before = own_cpu_seconds()
     server_before = cpu_seconds(server_pid)
     busy_before = busy_cpu_seconds()

@@ -1,0 +1,428 @@
+"""gitgate at scale: the real `gitgate serve` on synthetic approvals repos, against issue 5's targets.
+
+    python bench/scale.py                       # 1,000, 10,000 and 100,000 gates: about 10 minutes
+    python bench/scale.py --sizes 1000 10000    # smaller, quicker
+    python bench/scale.py --json bench/out/scale.json --charts docs/images
+
+Repos are built once by bench/repos.py under bench/out/repos/ (100,000 gates, 20,000 commits: about
+half a minute) and reused. Each service is a real `gitgate serve` process (waitress, the reconciler
+thread, the parse store, SSH signature verification of every new commit) on 127.0.0.1, with
+`--no-request-on-deny` (no forge) and a long `--interval`, so reconciles happen when this script
+says (POST /hooks/local, as `gitgate approve --notify` and the push webhooks do). wrk (Debian:
+`apt-get install wrk`) loads it; it uses ~0.1 core and is not the bottleneck.
+
+Per repo size:
+- cold start: empty --state-dir to the first 200 from /readyz (fetch, verification, every file
+  parsed); resident memory then; warm restart: the same state dir, SIGTERM and start again;
+- one-file commit: a signed commit changing one gate file lands, the service is told, and the cost
+  of verifying and applying it (fetch excluded; `last_advance` in /api/v1/status) is read, 7 times;
+- check throughput: POST /gate/check/confirm-promotion (answer 403, rotating over every gate) and
+  GET /healthz of the same process, 16 connections, side by side.
+At 10,000 gates also: 64 connections (errors), paced load near 1,000 checks/s (p99) idle and
+while reconciles run back to back, merge -> first 200 with the notification and by polling, and
+the cost of verifying 50 new commits in one pass against 50 runs of `git verify-commit`.
+
+Everything stays on loopback; every wait is bounded. Results: docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import requests
+from repos import Repo, canary, gate_path, gate_text
+from servers import HOST, LUA_COMMON, LUA_PACED, Run, free_port, load
+
+OUT = Path(__file__).parent / "out"
+CHECK_PATH = "/gate/check/confirm-promotion"
+ASKED = "c0ffee1234"  # no approval carries it: 403
+LUA_CHECK = Template("""
+local n = 0
+local headers = {["Content-Type"] = "application/json"}
+function request()
+  n = (n + 1) % $gates
+  local body = string.format(
+    '{"name":"app-%06d","namespace":"team-%02d","phase":"Progressing","checksum":"$checksum"}', n, n % 100)
+  return wrk.format("POST", "$path", headers, body)
+end
+""")
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def proc_status(pid: int, key: str) -> int:
+    """A /proc/<pid>/status figure in kB (VmRSS, VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+class Service:
+    def __init__(self, repo: Repo, state: Path, log: Path, *extra: str) -> None:
+        self.repo, self.state, self.log, self.extra = repo, state, log, extra
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout: float = 600) -> float:
+        """Start; seconds until /readyz answers 200."""
+        argv = [sys.executable, "-m", "gitgate", "serve", "--repo", str(self.repo.remote)]
+        argv += ["--trust-ssh", str(self.repo.allowed_signers), "--state-dir", str(self.state)]
+        argv += ["--listen", f"{HOST}:{self.port}", "--no-request-on-deny", "--interval", "1h", *self.extra]
+        started = time.monotonic()
+        with self.log.open("a") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        while time.monotonic() - started < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gitgate serve exited: {self.log.read_text()[-2000:]}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return time.monotonic() - started
+            time.sleep(0.02)
+        raise RuntimeError(f"not ready within {timeout} s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = requests.get(self.url + "/api/v1/status?limit=0", timeout=30).json()
+        return result
+
+    def notify(self) -> None:
+        requests.post(self.url + "/hooks/local", timeout=5)
+
+    def check(self, i: int, checksum: str, session: requests.Session | None = None) -> int:
+        ns, name = canary(i)
+        body = {"name": name, "namespace": ns, "checksum": checksum}
+        return (session or requests).post(self.url + CHECK_PATH, json=body, timeout=5).status_code
+
+    def advance(self, commit: str, timeout: float = 120) -> dict[str, Any]:
+        """Tell the service; wait until it answers from `commit`; what applying it cost."""
+        self.notify()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            last = self.status().get("last_advance") or {}
+            if last.get("commit") == commit:
+                return last
+            time.sleep(0.01)
+        raise RuntimeError(f"{commit[:12]} not applied within {timeout} s: {self.status().get('refused')}")
+
+
+@contextlib.contextmanager
+def serving(repo: Repo, state: Path, log: Path, *extra: str) -> Iterator[tuple[Service, float]]:
+    service = Service(repo, state, log, *extra)
+    try:
+        yield service, service.start()
+    finally:
+        service.stop()
+
+
+def repo_of(size: int, history: int) -> Repo:
+    root = OUT / "repos" / f"gates-{size}"
+    repo = Repo(root)
+    if not (root / "done").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        say(f"building a repo of {size} gates and {history} commits in {root}")
+        repo.create(size, history)
+        (root / "done").write_text("ok\n")
+    return repo
+
+
+def scripts(workdir: Path, size: int) -> dict[str, Path]:
+    out = {"check": workdir / f"check-{size}.lua", "healthz": workdir / "healthz.lua", "paced": workdir / "paced.lua"}
+    out["check"].write_text(LUA_COMMON + LUA_CHECK.substitute(gates=size, checksum=ASKED, path=CHECK_PATH))
+    out["healthz"].write_text(LUA_COMMON)
+    out["paced"].write_text(LUA_COMMON + LUA_PACED + LUA_CHECK.substitute(gates=size, checksum=ASKED, path=CHECK_PATH))
+    return out
+
+
+def side_by_side(service: Service, lua: dict[str, Path], conns: int, seconds: float) -> tuple[Run, Run]:
+    check = load(service.port, CHECK_PATH, 403, lua["check"], conns, duration=seconds, server_pid=service.pid)
+    health = load(service.port, "/healthz", 200, lua["healthz"], conns, duration=seconds, server_pid=service.pid)
+    return check, health
+
+
+def paced(service: Service, lua: dict[str, Path], seconds: float) -> Run:
+    """About 1,000 checks/s: 20 connections, each pausing 19 ms after every answer."""
+    return load(
+        service.port, CHECK_PATH, 403, lua["paced"], 20, duration=seconds, server_pid=service.pid, extra=("19",)
+    )
+
+
+def one_file_commits(service: Service, repo: Repo, size: int, count: int, revision: int) -> list[dict[str, Any]]:
+    costs = []
+    for n in range(count):
+        i = (n * 104729 + 17) % size
+        (commit,) = repo.land({gate_path(i): gate_text(i, revision + n)})
+        costs.append(service.advance(commit))
+    return costs
+
+
+def merge_to_open(service: Service, repo: Repo, size: int, trials: int, *, notify: bool, revision: int) -> list[float]:
+    """A signed change approving a new revision lands (the remote's branch moves: a merge); a client
+    asks every 10 ms, as a Flagger with a short interval would; seconds until the first 200."""
+    out = []
+    session = requests.Session()
+    for n in range(trials):
+        i = (n * 7907 + 3) % size
+        text = gate_text(i, revision + n)
+        checksum = text.split('checksum: "')[2].split('"')[0]  # the confirm-promotion approval's
+        if service.check(i, checksum, session) != 403:
+            raise RuntimeError("the revision is approved before the change landed")
+        repo.land({gate_path(i): text})
+        landed = time.monotonic()
+        if notify:
+            service.notify()
+        while service.check(i, checksum, session) != 200:
+            if time.monotonic() - landed > 120:
+                raise RuntimeError("no 200 within 120 s")
+            time.sleep(0.01)
+        out.append(time.monotonic() - landed)
+    return out
+
+
+def verification(repo: Repo, service: Service, commits: int) -> dict[str, float]:
+    """N signed commits land at once: one pass of the service vs N `git verify-commit` runs."""
+    made = repo.land({}, commits=commits)
+    cost = service.advance(made[-1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull)
+    config = ["-c", f"gpg.ssh.allowedSignersFile={repo.allowed_signers}"]
+    started = time.monotonic()
+    for commit in made:
+        subprocess.run(
+            ["git", *config, "verify-commit", commit], cwd=repo.remote, env=env, capture_output=True, check=True
+        )
+    separate = time.monotonic() - started
+    return {
+        "commits": commits,
+        "verified_in_one_pass": cost["commits_verified"],
+        "one_pass_ms": cost["verify_ms"],
+        "separate_ms": round(separate * 1000, 1),
+    }
+
+
+def prepare_chain(repo: Repo, size: int, count: int) -> list[str]:
+    """Signed one-file commits made beforehand (so that making them costs nothing during a run);
+    the branch is put back where it was: the service has not seen them."""
+    parent = repo.head()
+    chain = []
+    for n in range(count):
+        i = (n * 3571 + 11) % size
+        chain += repo.land({gate_path(i): gate_text(i, 100 + n)})
+    subprocess.run(["git", "update-ref", "refs/heads/main", parent], cwd=repo.remote, check=True)
+    return chain
+
+
+def back_to_back(service: Service, repo: Repo, chain: list[str], stop: threading.Event, done: list[float]) -> None:
+    """Reconciles back to back: the prepared commits moved onto the branch one after another."""
+    for commit in chain:
+        if stop.is_set():
+            break
+        subprocess.run(["git", "update-ref", "refs/heads/main", commit], cwd=repo.remote, check=True)
+        done.append(service.advance(commit)["total_ms"])
+
+
+def measure_size(size: int, lua: dict[str, Path], workdir: Path, *, seconds: float, full: bool) -> dict[str, Any]:
+    history = max(1_000, size // 5)
+    repo = repo_of(size, history)
+    result: dict[str, Any] = {"gates": size, "commits": history + 1}
+    state = workdir / f"state-{size}"
+    log = workdir / f"serve-{size}.log"
+    shutil.rmtree(state, ignore_errors=True)
+    with serving(repo, state, log) as (service, cold):
+        result["cold_start_s"] = round(cold, 2)
+        result["rss_mb_cold"] = round(proc_status(service.pid, "VmRSS") / 1024)
+        result["peak_rss_mb_cold"] = round(proc_status(service.pid, "VmHWM") / 1024)
+        say(f"{size} gates: cold start {cold:.1f} s, RSS {result['rss_mb_cold']} MB")
+    with serving(repo, state, log) as (service, warm):
+        result["warm_start_s"] = round(warm, 2)
+        result["rss_mb"] = round(proc_status(service.pid, "VmRSS") / 1024)
+        say(f"{size} gates: warm restart {warm:.1f} s, RSS {result['rss_mb']} MB")
+        costs = one_file_commits(service, repo, size, 7, revision=1)
+        result["one_file_commit_ms"] = statistics.median(c["total_ms"] for c in costs)
+        result["one_file_commit"] = costs
+        say(f"{size} gates: one-file commit {result['one_file_commit_ms']} ms (median of 7, fetch excluded)")
+        check, health = side_by_side(service, lua, 16, seconds)
+        result["check_16"], result["healthz_16"] = asdict(check), asdict(health)
+        say(f"{size} gates: {check.rps:.0f} checks/s vs {health.rps:.0f} /healthz/s at 16 connections")
+        if full:
+            check, health = side_by_side(service, lua, 64, seconds)
+            result["check_64"], result["healthz_64"] = asdict(check), asdict(health)
+            say(f"{size} gates: {check.rps:.0f} checks/s vs {health.rps:.0f} /healthz/s at 64, errors {check.errors}")
+            idle = paced(service, lua, seconds)
+            result["paced_idle"] = asdict(idle)
+            say(f"{size} gates: {idle.rps:.0f} checks/s paced: p99 {idle.p99_ms} ms")
+            chain = prepare_chain(repo, size, 60)
+            stop, done = threading.Event(), []
+            worker = threading.Thread(target=back_to_back, args=(service, repo, chain, stop, done))
+            worker.start()
+            busy = paced(service, lua, seconds)
+            stop.set()
+            worker.join()
+            result["paced_reconciling"] = asdict(busy)
+            result["reconciles_during"] = len(done)
+            say(f"{size} gates: paced while {len(done)} reconciles ran: p99 {busy.p99_ms} ms")
+            result["merge_to_open_notify_s"] = merge_to_open(service, repo, size, 11, notify=True, revision=150)
+            p50 = statistics.median(result["merge_to_open_notify_s"])
+            say(f"{size} gates: merge -> 200 with notification, p50 {p50:.2f} s")
+            result["verification"] = verification(repo, service, 50)
+            say(f"{size} gates: verification {result['verification']}")
+        result["rss_mb_after"] = round(proc_status(service.pid, "VmRSS") / 1024)
+    if full:
+        with serving(repo, state, log, "--interval", "2s") as (service, _):
+            result["merge_to_open_poll_s"] = merge_to_open(service, repo, size, 5, notify=False, revision=180)
+            say(f"{size} gates: merge -> 200 by polling every 2 s: max {max(result['merge_to_open_poll_s']):.2f} s")
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--seconds", type=float, default=5.0, help="per load run")
+    parser.add_argument("--detail", type=int, default=10_000, help="the size measured in full (default 10000)")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--charts", type=Path, help="write PNG charts here (needs matplotlib)")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        say("bench/scale.py needs wrk (Debian: apt-get install wrk)")
+        return 2
+    command = shlex.join(["python", *sys.argv])
+    results = []
+    with tempfile.TemporaryDirectory(prefix="gitgate-scale-") as tmp:
+        workdir = Path(tmp)
+        for size in args.sizes:
+            lua = scripts(workdir, size)
+            results.append(measure_size(size, lua, workdir, seconds=args.seconds, full=size == args.detail))
+    machine = f"nproc {os.cpu_count()}, Python {platform.python_version()}, {platform.platform()}"
+    print(report(results, command, machine))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"command": command, "machine": machine, "results": results}, indent=2))
+    if args.charts:
+        charts(results, args.charts, command)
+    return 0
+
+
+def report(results: list[dict[str, Any]], command: str, machine: str) -> str:
+    rows = ["| figure | target | measured |", "|---|---|---|"]
+    by = {r["gates"]: r for r in results}
+    detail = next((r for r in results if "paced_idle" in r), None)
+    if detail is not None:
+        r = detail
+        what = f"{r['gates']:,} gates"
+        for conns in (16, 64):
+            c, h = r.get(f"check_{conns}"), r.get(f"healthz_{conns}")
+            if c and h:
+                rows.append(
+                    f"| checks/s vs /healthz/s, {what}, {conns} connections | ratio ≥ 0.9 | "
+                    f"{c['rps']:.0f} vs {h['rps']:.0f}: **{c['rps'] / h['rps']:.2f}** "
+                    f"({c['server_ms_per_request']:.2f} vs {h['server_ms_per_request']:.2f} ms CPU each) |"
+                )
+        if "check_64" in r:
+            rows.append(f"| errors at 64 connections | 0 | **{r['check_64']['errors']}** |")
+        if "paced_idle" in r:
+            idle, busy = r["paced_idle"], r["paced_reconciling"]
+            rows.append(f"| check p99 at ~1,000/s ({idle['rps']:.0f}/s) | < 10 ms | **{idle['p99_ms']:.1f} ms** |")
+            rows.append(
+                f"| check p99 while reconciles run back to back ({r['reconciles_during']} in "
+                f"{idle['seconds']:.0f} s) | ≤ 2x idle | **{busy['p99_ms']:.1f} ms** "
+                f"({busy['p99_ms'] / max(idle['p99_ms'], 0.001):.1f}x) |"
+            )
+            notify = r["merge_to_open_notify_s"]
+            rows.append(
+                f"| merge → first 200, notified (p50 of {len(notify)}) | < 1 s | "
+                f"**{statistics.median(notify):.2f} s** (max {max(notify):.2f}) |"
+            )
+            poll = r["merge_to_open_poll_s"]
+            rows.append(
+                f"| merge → first 200, polling every 2 s (max of {len(poll)}) | ≤ 3 s | **{max(poll):.2f} s** |"
+            )
+            v = r["verification"]
+            rows.append(
+                f"| verifying {v['commits']} new commits | far less than {v['commits']} `git verify-commit` | "
+                f"**{v['one_pass_ms']:.0f} ms** in one pass vs {v['separate_ms']:.0f} ms |"
+            )
+    for size, r in sorted(by.items()):
+        label = f"{size:,} gates"
+        rows.append(
+            f"| one-file commit applied (fetch excluded), {label} | < 100 ms at 100,000 | "
+            f"**{r['one_file_commit_ms']:.0f} ms** |"
+        )
+        rows.append(f"| cold start, {label} | < 10 s at 100,000 | **{r['cold_start_s']:.1f} s** |")
+        rows.append(f"| warm restart, {label} | < 2 s at 100,000 | **{r['warm_start_s']:.1f} s** |")
+        rows.append(
+            f"| resident memory, {label} | < 300 MB at 100,000 | **{r['rss_mb_after']} MB** "
+            f"(peak at cold start {r['peak_rss_mb_cold']} MB) |"
+        )
+        c, h = r["check_16"], r["healthz_16"]
+        rows.append(f"| checks/s vs /healthz/s, {label}, 16 connections | — | {c['rps']:.0f} vs {h['rps']:.0f} |")
+    return "\n".join(rows) + f"\n\nCommand: `{command}`  \nMachine: {machine}\n"
+
+
+def charts(results: list[dict[str, Any]], folder: Path, command: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sizes = [r["gates"] for r in results]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(sizes, [r["check_16"]["rps"] for r in results], "o-", label="POST /gate/check/confirm-promotion")
+    ax.plot(sizes, [r["healthz_16"]["rps"] for r in results], "s--", label="GET /healthz (same process)")
+    ax.set(xscale="log", xlabel="gate files in the repo", ylabel="answers per second", ylim=(0, None))
+    ax.set_title("Check throughput against repo size (16 connections)", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.text(0.01, 0.01, command, fontsize=6, color="grey")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(folder / "check-throughput.png", dpi=120)
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(sizes, [r["one_file_commit_ms"] for r in results], "o-", label="one-file commit applied (ms)")
+    ax.plot(sizes, [r["warm_start_s"] * 1000 for r in results], "s--", label="warm restart (ms)")
+    ax.plot(sizes, [r["cold_start_s"] * 1000 for r in results], "^:", label="cold start (ms)")
+    ax.set(xscale="log", yscale="log", xlabel="gate files in the repo", ylabel="milliseconds")
+    ax.set_title("Reconcile and start-up time against repo size", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.text(0.01, 0.01, command, fontsize=6, color="grey")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(folder / "reconcile-time.png", dpi=120)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
