@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gitgate.errors import GitError, GitgateError, InvalidFiles
-from gitgate.git import Mirror
+from gitgate.git import Mirror, local_damage
 from gitgate.metrics import Metrics
 from gitgate.model import Snapshot
 from gitgate.snapshot import SnapshotBuilder
@@ -27,6 +27,7 @@ from gitgate.trust import TrustRoots, Verdict, VerifyMode
 log = logging.getLogger("gitgate.reconcile")
 VERIFIED_REF = "refs/gitgate/verified"
 REFUSALS_KEPT = 20
+RECLONE_WAIT = 60.0  # after a re-clone that did not cure local git errors, wait before the next (doubling, at most 1 h)
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,10 @@ class Reconciler:
         self.last_fetch_error: str = ""
         self.remote_head: str = ""
         self._refused_heads: dict[str, Refusal] = {}
+        self.last_advance: dict[str, Any] | None = None  # what the last move to a new commit cost
+        self._damage: str | None = None  # why the local clone must be cloned again, if it must
+        self._reclone_after = 0.0
+        self._reclone_wait = RECLONE_WAIT
         self._lock = threading.Lock()
         self._wake = threading.Event()
         metrics.unverified.set(1 if trust.mode is VerifyMode.OFF else 0)
@@ -159,6 +164,10 @@ class Reconciler:
             )
         if not self.mirror.exists():
             self.mirror.create(self.repo)
+        else:
+            left = self.mirror.remove_leftovers()  # we hold the state dir's lock: nobody else uses the clone
+            if left:
+                log.warning("removed what a killed git left in the local clone: %s", ", ".join(left))
         if verified is None:
             return
         self.verified = verified
@@ -168,20 +177,33 @@ class Reconciler:
                 verified.commit[:12],
             )
             return
-        self._serve(verified.commit)
+        try:
+            self._serve(verified.commit)
+        except GitError as e:
+            self._damage = f"cannot read verified commit {verified.commit[:12]}: {e}"
+            log.warning("local clone %s is damaged (%s); cloning it again", self.mirror.git_dir, self._damage)
 
     def _serve(self, commit: str) -> bool:
+        snap = self._build(commit)
+        if snap is None:
+            return False
+        self._swap(snap)
+        return True
+
+    def _build(self, commit: str) -> Snapshot | None:
+        """The commit's snapshot, or None (refused) if a file in it is invalid."""
         try:
-            snap = self.builder.build(commit, verified=self.trust.mode is not VerifyMode.OFF)
+            return self.builder.build(commit, verified=self.trust.mode is not VerifyMode.OFF)
         except InvalidFiles as e:
             self._refuse(commit, "invalid", str(e))
-            return False
+            return None
+
+    def _swap(self, snap: Snapshot) -> None:
         self.snapshot = snap
         self.metrics.ready.set(1)
         self.metrics.gates.set(len(snap.gates))
         if self.verified:
             self.metrics.verified_commit_time.set(self.verified.committed_at)
-        return True
 
     # --- one reconcile ----------------------------------------------------------------------
 
@@ -189,7 +211,13 @@ class Reconciler:
         """Fetch, and move to the branch head if it is trusted. One at a time."""
         with self._lock:
             started = time.perf_counter()
-            outcome = self._reconcile()
+            try:
+                outcome = self._reconcile()
+            except GitError as e:  # a read of the local clone failed: clone it again next time
+                self._damage = str(e)
+                raise
+            if outcome.result != "fetch-failed":
+                self._reclone_after, self._reclone_wait = 0.0, RECLONE_WAIT
             self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
             self.metrics.reconciles.labels(outcome.result).inc()
             return outcome
@@ -197,7 +225,7 @@ class Reconciler:
     def _reconcile(self) -> Outcome:
         self.last_fetch = self.clock()
         try:
-            self.mirror.fetch(self.branch)
+            self._fetch()
         except GitgateError as e:
             self.last_fetch_error = str(e)
             log.warning(
@@ -224,13 +252,17 @@ class Reconciler:
 
     def _advance(self, head: str) -> Outcome:
         base = self.verified.commit if self.verified else None
+        started = time.perf_counter()
         ev = evaluate(self.mirror, self.trust, base=base, head=head, trust_from=self.trust_from, review=self.review)
         if ev.refusal is not None:
             return self._refuse(head, *ev.refusal)
-        if not self._serve(head):
+        verified_at = time.perf_counter()
+        snap = self._build(head)
+        if snap is None:
             return Outcome("refused", head, self._refused_heads[head].reason)
+        built_at = time.perf_counter()
         committed_at = self.mirror.commit_time(head)
-        self.verified = Verified(
+        verified = Verified(
             repo=self.repo,
             branch=self.branch,
             commit=head,
@@ -238,11 +270,68 @@ class Reconciler:
             committed_at=committed_at,
             verified_at=format_timestamp(self.clock()),
         )
-        self.state.save(self.verified)
+        self.state.save(verified)  # first: never answer from a commit the state dir does not record
+        self.verified = verified
+        self._swap(snap)
         self.mirror.set_ref(VERIFIED_REF, head)
         self.metrics.verified_commit_time.set(committed_at)
-        log.info("now answering from %s (%s)", head[:12], self.verified.signer)
+        done = time.perf_counter()
+        self.last_advance = {
+            "commit": head,
+            "commits_verified": len(ev.verdicts),
+            "verify_ms": round((verified_at - started) * 1000, 1),
+            "snapshot_ms": round((built_at - verified_at) * 1000, 1),
+            "record_ms": round((done - built_at) * 1000, 1),
+            "total_ms": round((done - started) * 1000, 1),  # fetch excluded
+        }
+        log.info(
+            "now answering from %s (%s); verified %d commit(s), built the snapshot and recorded it in %.0f ms",
+            head[:12],
+            self.verified.signer,
+            len(ev.verdicts),
+            (done - started) * 1000,
+        )
         return Outcome("advanced", head)
+
+    def _fetch(self) -> None:
+        """Fetch the branch into the local clone; clone it again first if it is missing or damaged."""
+        if self._damage is None and not self.mirror.exists():
+            self._damage = f"{self.mirror.git_dir} is missing"
+        if self._damage is None:
+            # Nothing verified yet (and no --trust-from): only the head is judged, so only the head
+            # is fetched. From then on every commit after the verified one is fetched and checked.
+            first = self.verified is None and not self.trust_from
+            try:
+                self.mirror.fetch(self.branch, depth=1 if first else None)
+                return
+            except GitError as e:
+                if not local_damage(e):
+                    raise
+                self._damage = str(e)
+        self._reclone()
+
+    def _reclone(self) -> None:
+        now = time.monotonic()
+        if now < self._reclone_after:
+            raise GitgateError(
+                f"local clone {self.mirror.git_dir} is damaged ({self._damage}); cloning it again did not "
+                f"cure it, next try in {int(self._reclone_after - now)}s"
+            )
+        serving = self.snapshot.commit[:12] if self.snapshot else "nothing: not ready"
+        log.warning(
+            "local clone %s is damaged (%s): cloning %s again; answers keep coming from %s",
+            self.mirror.git_dir,
+            self._damage,
+            self.repo,
+            serving,
+        )
+        self.mirror.replace(self.repo, self.branch)  # fails (keeping the old clone) if the remote cannot be fetched
+        self._damage = None
+        self._reclone_after = time.monotonic() + self._reclone_wait
+        self._reclone_wait = min(self._reclone_wait * 2, 3600.0)
+        if self.verified is not None and self.mirror.rev(self.verified.commit) is not None:
+            self.mirror.set_ref(VERIFIED_REF, self.verified.commit)
+        log.info("cloned %s again into %s", self.repo, self.mirror.git_dir)
 
     def _refuse(self, commit: str, kind: str, reason: str) -> Outcome:
         refusal = Refusal(commit, kind, reason, self.clock())
@@ -295,6 +384,7 @@ class Reconciler:
                 "serving": snap is not None and snap.commit == v.commit,
             },
             "remote_head": self.remote_head,
+            "last_advance": self.last_advance,
             "last_fetch": {
                 "at": format_timestamp(self.last_fetch) if self.last_fetch else None,
                 "ok_at": format_timestamp(self.last_fetch_ok) if self.last_fetch_ok else None,
