@@ -56,7 +56,7 @@ def _approval(encoded: list[Any]) -> Approval:
 def _approval_of(*fields: Any) -> Approval:
     hook, checksum, expires, request, note, line = fields
     when = datetime.fromisoformat(expires) if expires is not None else None
-    return Approval(sys.intern(hook), sys.intern(checksum), when, request, note, line)
+    return Approval(sys.intern(hook), sys.intern(checksum), when, request, sys.intern(note) if note else note, line)
 
 
 def decode_gate(canary: CanaryRef, path: str, value: list[Any]) -> Gate:

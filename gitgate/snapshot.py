@@ -13,12 +13,15 @@ restart parses only what changed while it was down.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import logging
 import multiprocessing
 import os
 import pickle
 import posixpath
+import sys
 import time
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -84,7 +87,7 @@ class SnapshotBuilder:
         for entry in self.mirror.tree_entries(commit, self._pathspecs):
             if entry.mode == "100644" and (entry.path, entry.oid) in stored:  # its path was checked when stored
                 namespace, _, file = entry.path[skip:].partition("/")
-                wanted.append((entry, CanaryRef(namespace, file[:-5])))
+                wanted.append((entry, CanaryRef(sys.intern(namespace), file[:-5])))
                 continue
             canary = self._classify(entry, problems)
             if canary is not None:
@@ -102,6 +105,8 @@ class SnapshotBuilder:
                 self.store.rewrite((g.path, oids[g.path], g) for g in gates.values())
             else:
                 self.store.append(fresh)
+        del stored, wanted
+        _give_back_memory()  # a first build of a large repo leaves a lot of freed memory behind
         log.info(
             "read %d gate files of %s in %.1f s (%d parsed, %d from the parse store)",
             len(gates),
@@ -255,6 +260,13 @@ def _parse_chunk(
         problems = [(p.file, p.line, p.key, p.message) for p in found]
         out.append((path, encode_gate(gate) if gate is not None else None, problems))
     return out
+
+
+def _give_back_memory() -> None:
+    """Hand freed heap memory back to the system (glibc keeps it otherwise): about 50 MB after a
+    100,000-gate build. Elsewhere (musl, macOS) there is nothing to do."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _not_plain(mode: str, policy: bool) -> str:

@@ -159,17 +159,32 @@ def _pick(
     chosen: dict[CanaryRef, None] = {}
     for (canary, _hook), _last in sorted(checks, key=lambda kv: kv[1].at, reverse=True):
         chosen.setdefault(canary, None)
-    asked = set(chosen)
     gates = snap.gates if snap is not None else {}
-    total = len(asked | set(gates))
-    if len(chosen) < limit:
-        by_name = sorted(gates, key=lambda c: (c.namespace, c.name))
-        live = [c for c in by_name if any(a.live(now) for a in gates[c].approvals)]
-        for canary in live + by_name:
+    total = len(gates) + sum(1 for c in chosen if c not in gates)
+    if len(chosen) < limit and snap is not None:
+        by_name = _by_name(snap)
+        for canary in by_name:  # those with a live approval first, as far as the page needs
+            if len(chosen) >= limit:
+                break
+            if canary not in chosen and any(a.live(now) for a in gates[canary].approvals):
+                chosen[canary] = None
+        for canary in by_name:
             if len(chosen) >= limit:
                 break
             chosen.setdefault(canary, None)
     return list(chosen)[:limit], total
+
+
+_SORTED: list[tuple[Any, list[CanaryRef]]] = [(None, [])]  # (gates, their canaries sorted), swapped whole
+
+
+def _by_name(snap: Snapshot) -> list[CanaryRef]:
+    """The snapshot's canaries by name, sorted once per snapshot (100,000 take a tenth of a second)."""
+    gates, names = _SORTED[0]
+    if gates is not snap.gates:
+        names = sorted(snap.gates, key=lambda c: (c.namespace, c.name))
+        _SORTED[0] = (snap.gates, names)
+    return names
 
 
 def build_status(source: GateSource, recent: RecentChecks, now: datetime, limit: int | None = None) -> dict[str, Any]:
