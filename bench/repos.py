@@ -47,7 +47,7 @@ spec:
       checksum: "*"
       note: rollouts are routine
     - hook: confirm-promotion
-      checksum: "{i:08x}{revision:02x}"
+      checksum: "{i:08x}{revision:04x}"
       expires: "2099-01-01T00:00:00Z"
       request: https://github.com/acme/approvals/pull/{i + 1}
       note: load-tested
@@ -134,7 +134,7 @@ class Repo:
         changes: list[dict[str, str | None]] = [first]
         for n in range(1, history):
             i = (n * 7919) % gates
-            changes.append({gate_path(i): gate_text(i, n % 256)})
+            changes.append({gate_path(i): gate_text(i, n % 4096)})
         last = self._fast_import(changes, None)
         head = self._signed(last, last, "bench: signed head")  # one signed commit on top of the bulk
         git("update-ref", "refs/heads/main", head, cwd=self.remote)
