@@ -10,6 +10,10 @@ after its wait is over. A 5xx, a timeout, a rate limit or a rejected token is th
 the request's:
 it holds every request (no forge call at all) until the forge's Retry-After, or the backoff, has
 passed, so an outage costs about one attempt per wait however many canaries are waiting.
+
+A canary that reached Succeeded or Failed (`finished()`, from Flagger's events) has its open requests
+for other revisions closed, on the same worker: a burst of events makes one listing of the forge's
+open requests (per canary, the latest event's revision is kept), and none while the forge is held.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gitgate.errors import GitgateError
-from gitgate.forges.base import Forge, ForgeAuthError, ForgeRateLimited, ForgeUnavailable
+from gitgate.forges.base import Forge, ForgeAuthError, ForgeError, ForgeRateLimited, ForgeUnavailable
 from gitgate.model import CanaryRef
 from gitgate.request import RequestSpec, branch_name
 
@@ -89,6 +93,8 @@ class Requester:
         self._queue: queue.Queue[str | Callable[[], object] | None] = queue.Queue()
         self._recent_new: list[float] = []
         self._thread: threading.Thread | None = None
+        # finished() canaries whose other requests are to be closed: the latest (checksum, phase) of each.
+        self._finished: dict[CanaryRef, tuple[str | None, str]] = {}
 
     # --- the check path: never blocks --------------------------------------------------------
 
@@ -130,25 +136,31 @@ class Requester:
         """Wait until every queued request has been tried (for `gitgate demo` and tests)."""
         deadline = time.monotonic() + timeout  # real time, whatever clock the requester was given
         while time.monotonic() < deadline:
-            if not any(i.state == "queued" for i in list(self._items.values())) and self._queue.empty():
+            if not any(i.state == "queued" for i in list(self._items.values())) and not self._queue.unfinished_tasks:
                 return
             time.sleep(0.02)
 
     def _run(self) -> None:
         while True:
             key = self._queue.get()
-            if key is None:
-                return
-            if callable(key):
-                try:
-                    key()
-                except Exception:  # a failing background task must not stop the worker
-                    log.exception("background forge task failed")
-                continue
-            item = self._items.get(key)
-            if item is None or item.state != "queued":
-                continue
-            self.open_now(item)
+            try:
+                if key is None:
+                    return
+                self._do(key)
+            finally:
+                self._queue.task_done()
+
+    def _do(self, key: str | Callable[[], object]) -> None:
+        if callable(key):
+            try:
+                key()
+            except Exception:  # a failing background task must not stop the worker
+                log.exception("background forge task failed")
+            return
+        item = self._items.get(key)
+        if item is None or item.state != "queued":
+            return
+        self.open_now(item)
 
     def open_now(self, item: Wanted) -> Wanted:
         held = self._hold_until - self.monotonic()
@@ -168,16 +180,20 @@ class Requester:
                 log.info("%s request %s for %s", "opened" if ref.created else "found", ref.url, ref.branch)
             item.failures = self._outages = 0
         except (ForgeRateLimited, ForgeUnavailable, ForgeAuthError) as e:  # the forge's state, not the request's
-            self._outages += 1
-            wait = wait_after(self._outages, getattr(e, "retry_after", None), self.jitter())
-            self._hold_until, self._hold_reason = self.monotonic() + wait, str(e)
-            self._failed(item, str(e), wait)
+            self._failed(item, str(e), self._hold(e))
         except GitgateError as e:  # about this request (permission, conflict): back off for it alone
             self._failed(item, str(e), wait_after(item.failures + 1, None, self.jitter()))
         except Exception as e:  # a bug in an adapter must not stop the worker
             log.exception("opening a request failed")
             self._failed(item, f"{type(e).__name__}: {e}", BACKOFF_CAP)
         return item
+
+    def _hold(self, e: ForgeError) -> float:
+        """The forge failed as a whole (5xx, timeout, rate limit, 401): ask it nothing for a while."""
+        self._outages += 1
+        wait = wait_after(self._outages, getattr(e, "retry_after", None), self.jitter())
+        self._hold_until, self._hold_reason = self.monotonic() + wait, str(e)
+        return wait
 
     def _failed(self, item: Wanted, error: str, wait: float) -> None:
         item.failures += 1
@@ -191,22 +207,62 @@ class Requester:
 
     # --- events and status --------------------------------------------------------------------
 
+    def finished(self, canary: CanaryRef, keep_checksum: str | None, phase: str) -> None:
+        """Flagger says `canary` reached `phase` (Succeeded or Failed) with revision `keep_checksum`:
+        close its open requests for other revisions, on the worker. Never blocks. While a close for
+        the canary is pending, another event only updates it; while the forge is held after a
+        failure, nothing is asked of it (the requests stay open until a later event)."""
+        with self._lock:
+            held = self._hold_until - self.monotonic()
+            if held > 0:
+                log.info("not closing the other requests of %s: the forge is left alone for %.0fs more", canary, held)
+                return
+            if canary not in self._finished and len(self._finished) >= KEPT:
+                return  # a flood of made-up canaries: the real ones come again with their next event
+            first = not self._finished
+            self._finished[canary] = (keep_checksum, phase)
+        if first:
+            self._queue.put(self._close_finished)
+
+    def _close_finished(self) -> None:
+        with self._lock:
+            finished, self._finished = self._finished, {}
+        held = self._hold_until - self.monotonic()
+        if not finished or held > 0:
+            if finished:
+                log.info("not closing the other requests of %d canaries: the forge is held", len(finished))
+            return
+        try:
+            self._close(finished)
+        except (ForgeRateLimited, ForgeUnavailable, ForgeAuthError) as e:  # the forge's state
+            wait = self._hold(e)
+            log.warning("could not close requests of finished canaries: %s (forge left alone for %.0fs)", e, wait)
+        except GitgateError as e:
+            log.warning("could not close requests of finished canaries: %s", e)
+
     def close_others(self, canary: CanaryRef, keep_checksum: str | None, phase: str) -> int:
-        """The canary finished (Succeeded/Failed): close its open requests for other revisions."""
+        """The canary finished (Succeeded/Failed): close its open requests for other revisions, now."""
+        return self._close({canary: (keep_checksum, phase)})
+
+    def _close(self, finished: dict[CanaryRef, tuple[str | None, str]]) -> int:
+        """One listing of the forge's open requests; close those of each finished canary, but the one
+        for the revision it finished with."""
         closed = 0
-        prefix = f"gitgate/{canary.namespace}/{canary.name}/"
         for request in self.forge.open_requests():
-            if not request.branch.startswith(prefix) or request.branch.endswith(f"/{keep_checksum}"):
-                continue
-            comment = (
-                f"Closed by gitgate: canary {canary} reached {phase}"
-                + (f" with revision {keep_checksum}" if keep_checksum else "")
-                + "; this request was for another revision."
-            )
-            if self.forge.close_request(request.branch, comment):
-                closed += 1
-                with self._lock:
-                    self._items.pop(request.branch, None)
+            for canary, (keep_checksum, phase) in finished.items():
+                prefix = f"gitgate/{canary.namespace}/{canary.name}/"
+                if not request.branch.startswith(prefix) or request.branch.endswith(f"/{keep_checksum}"):
+                    continue
+                comment = (
+                    f"Closed by gitgate: canary {canary} reached {phase}"
+                    + (f" with revision {keep_checksum}" if keep_checksum else "")
+                    + "; this request was for another revision."
+                )
+                if self.forge.close_request(request.branch, comment):
+                    closed += 1
+                    with self._lock:
+                        self._items.pop(request.branch, None)
+        self._outages = 0
         return closed
 
     def status(self) -> list[dict[str, Any]]:

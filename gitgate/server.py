@@ -235,7 +235,7 @@ def create_app(
         )
         if requester is not None and phase in ("Succeeded", "Failed"):
             keep = payload.get("checksum")
-            requester.later(lambda: requester.close_others(canary, keep, phase or ""))
+            requester.finished(canary, keep, phase or "")
         return _text("OK", 202)
 
     def push_hook(ok: bool, configured: bool, flag: str) -> Response:

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import yaml
 
-from gitgate.forges.base import Forge
+from gitgate.forges.base import Forge, approved_by_others
 from gitgate.model import CanaryRef, Hook
 from gitgate.request import RequestRef, RequestSpec
 
@@ -139,6 +139,9 @@ def test_a_merged_request_approves_on_the_base_branch_and_tells_its_review(harne
     assert review is not None and review.number == ref.number
     assert "bob" in {a.login for a in review.approvals if a.commit == review.head}
     assert review.author != "bob"
+    # The request's own commit is tied to its opener (gitgate), so the reviewer's approval counts.
+    assert "bob" not in {c.casefold() for c in review.committers} and review.unattributed == ()
+    assert approved_by_others(review, required=1, approvers=None) == (True, "1 approval(s) on the final head by bob")
     assert ref.branch not in {r.branch for r in harness.forge.open_requests()}
 
 

@@ -33,6 +33,7 @@ from test_webhooks import VECTOR
 
 from gitgate.forges.base import ForgeError
 from gitgate.forges.github import GitHubForge
+from gitgate.forges.gitlab import GitLabForge
 from gitgate.forges.local import LocalForge
 from gitgate.model import CanaryRef, Hook
 from gitgate.request import RequestRef, RequestSpec
@@ -632,28 +633,91 @@ def test_merges_that_bypassed_review_change_no_answer(fake_github: FakeGitHub, k
         svc.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known hole (docs/security.md, what gitgate does not stop): an approval counts unless it is the request "
-    "author's, and gitgate's own requests are authored by its bot; until review checks exclude whoever "
-    "added commits, turn on GitHub's 'Require approval of the most recent reviewable push' "
-    "(GitLab: 'Prevent approvals by users who add commits')",
-)
 def test_a_reviewer_cannot_approve_commits_they_pushed_onto_a_request(
     fake_github: FakeGitHub, keys: Keys, tmp_path: Path
 ) -> None:
+    """gitgate's requests are authored by its bot: a writer pushes another canary's gate onto one,
+    approves the final head and merges. Approvals by whoever added commits do not count."""
     fake = fake_github
     svc = serve_github(fake, keys, tmp_path)
     try:
         before = answers(svc)
+        verified = fake.head()
         request = bot_request(fake, ("test", "podinfo"), "c2")
         backend_open = gate_yaml("prod", "backend", default="open", approvals=[{"hook": "rollback", "checksum": "*"}])
         push_to_branch(fake, request.branch, "gates/prod/backend.yaml", backend_open)  # erin's commit
         approve(fake, request.number, "erin")  # on the final head, which erin wrote
         merged = merge(fake, request.number, "erin")
-        refused_and_unchanged(svc, merged, before, "erin approves her own push", "review")
+        refused_and_unchanged(
+            svc,
+            merged,
+            before,
+            "erin approves her own push",
+            "review",
+            "0 of 1 required",
+            "approvals by people who added commits to the request do not count (erin)",
+        )
+        assert fake.git.update_ref("refs/heads/main", verified, merged)  # an admin drops the refused merge
+
+        # The same push approved by someone who added nothing is taken, and opens what it says (the
+        # request moves podinfo's promotion approval from c1 to c2).
+        again = bot_request(fake, ("test", "podinfo"), "c2")
+        push_to_branch(fake, again.branch, "gates/prod/backend.yaml", backend_open)
+        approve(fake, again.number, "bob")
+        serving(svc, merge(fake, again.number, "bob"))
+        assert opened(answers(svc)) == (BASELINE_OPEN - {"test/podinfo confirm-promotion c1"}) | {
+            "test/podinfo confirm-promotion c2",
+            *(f"prod/backend {hook} {c}" for hook in ENDPOINTS for c in CHECKSUMS),
+        }
     finally:
         svc.stop()
+
+
+def test_a_reviewer_cannot_approve_commits_they_pushed_onto_a_merge_request(tmp_path: Path, keys: Keys) -> None:
+    """The same on GitLab, whose default lets committers approve: dave pushes onto the bot's request,
+    approves it, bob merges."""
+    with running(tmp_path / "gitlab", signing_key=keys.carol.key, gnupg_home=str(keys.gnupg_signers)) as fake:
+        project = "acme/approvals"
+        clients = {u: gitlab.Gitlab(fake.url, private_token=f"{u}-token", timeout=5) for u in ("carol", "dave", "bob")}
+        actions = [{"action": "create", "file_path": p, "content": t} for p, t in baseline_files().items()]
+        clients["carol"].projects.get(project).commits.create(
+            {"branch": "main", "commit_message": "gates", "actions": actions}
+        )
+        forge = GitLabForge(project=project, token="alice-token", api_url=fake.url, timeout=5)
+        args = ["--repo", str(fake.git_dir), "--trust-gpg", str(keys.carol_asc), "--state-dir", str(tmp_path / "st")]
+        args += ["--forge", "gitlab", "--forge-repo", project, "--api-url", fake.url, "--token", "alice-token"]
+        svc = Service([*args, "--require-approvals", "1", "--no-request-on-deny", "--interval", "300s"], tmp_path)
+        svc.start()
+        try:
+            before = answers(svc)
+            spec = RequestSpec(CanaryRef("test", "podinfo"), Hook.CONFIRM_PROMOTION, "c2")
+            request = forge.open_request(spec, gates_path="gates", now=datetime.now(UTC))
+            change = {
+                "action": "update",
+                "file_path": "gates/prod/backend.yaml",
+                "content": open_everything_files()["gates/prod/backend.yaml"],
+            }
+            dave = clients["dave"].projects.get(project)
+            dave.commits.create({"branch": request.branch, "commit_message": "open backend", "actions": [change]})
+            mr = dave.mergerequests.get(request.number)
+            mr.approve(sha=mr.sha)  # dave approves the head he pushed; this GitLab allows it
+            mr = clients["bob"].projects.get(project).mergerequests.get(request.number)
+            mr.merge(sha=mr.sha)
+            merged = fake.rev("main")
+            assert merged is not None
+            refused_and_unchanged(
+                svc,
+                merged,
+                before,
+                "dave approves his own push on GitLab",
+                "review",
+                "approvals by people who added commits to the request do not count (dave)",
+            )
+        finally:
+            svc.stop()
+            forge.close()
+            for client in clients.values():
+                client.session.close()
 
 
 def test_a_self_approval_the_forge_allows_is_refused(tmp_path: Path, keys: Keys) -> None:

@@ -132,7 +132,8 @@ def test_request_via_dispatch_sends_repository_dispatch(fake: FakeGitHub, keys: 
             "confirm-promotion",
             "85d557f47b",
         )
-        assert [r["state"] for r in svc.status()["requests"]] == ["dispatched"]
+        # The dispatch reaches the fake before the requester records it: wait for the record.
+        assert wait_for(lambda: [r["state"] for r in svc.status()["requests"]] == ["dispatched"], timeout=10)
         svc.check("confirm-promotion", NS, NAME, "85d557f47b")
         time.sleep(0.5)
         assert len(fake.dispatches) == 1  # asked once, however often Flagger polls

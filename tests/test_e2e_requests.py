@@ -224,17 +224,31 @@ def test_require_approvals_refuses_a_commit_that_bypassed_review(
 def test_what_counts_as_an_approval(
     approvals_: list[Approver], approvers: frozenset[str] | None, ok: bool, says: str
 ) -> None:
-    review = Review(7, "https://example.test/pull/7", "alice", "h", tuple(approvals_))
+    review = Review(7, "https://example.test/pull/7", "alice", "h", tuple(approvals_), frozenset(), ())
     got, why = approved_by_others(review, required=1, approvers=approvers)
     assert got is ok
     assert says in why
 
 
 def test_an_approval_whose_head_the_forge_does_not_know_does_not_count() -> None:
-    review = Review(7, "https://example.test/pull/7", "alice", "h", (Approver("bob", ""),))
+    review = Review(7, "https://example.test/pull/7", "alice", "h", (Approver("bob", ""),), frozenset(), ())
     ok, why = approved_by_others(review, required=1, approvers=None)
     assert not ok
     assert "does not say which head was approved (bob)" in why
+
+
+def test_approvals_by_anyone_who_added_commits_or_while_a_commit_is_unattributed_do_not_count() -> None:
+    url = "https://example.test/pull/7"
+    approvals_ = (Approver("Erin", "h"), Approver("bob", "h"))
+    review = Review(7, url, "gitgate-bot", "h", approvals_, frozenset({"gitgate-bot", "erin"}), ())
+    ok, why = approved_by_others(review, required=2, approvers=None)
+    assert not ok
+    assert "1 of 2 required" in why and "people who added commits to the request do not count (Erin)" in why
+    assert approved_by_others(review, required=1, approvers=None) == (True, "1 approval(s) on the final head by bob")
+    unattributed = Review(7, url, "gitgate-bot", "h", approvals_, frozenset({"gitgate-bot"}), ("1a2b3c by X <x@y>",))
+    ok, why = approved_by_others(unattributed, required=1, approvers=None)
+    assert not ok
+    assert "0 of 1 required" in why and "ties a commit of the request to no account (1a2b3c by X <x@y>)" in why
 
 
 def test_approve_notifies_the_service_so_the_merge_opens_at_once(

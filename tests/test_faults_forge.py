@@ -28,6 +28,7 @@ from helpers import Keys, Service, wait_for
 from gitgate.forges.base import Forge
 from gitgate.forges.github import GitHubForge
 from gitgate.forges.gitlab import GitLabForge
+from gitgate.model import CanaryRef, Hook
 from gitgate.request import RequestSpec, branch_name
 from gitgate.requester import (
     BACKOFF_CAP,
@@ -228,6 +229,66 @@ def test_a_forge_that_never_answers_times_out_and_is_left_alone(world: World) ->
     world.clock.now += backoff(1)
     world.ask(spec(), spec(checksum="other00001"))
     assert world.open_branches() == sorted([branch_name(spec()), branch_name(spec(checksum="other00001"))])
+
+
+# --- closing the other requests of a canary that finished ----------------------------------------------
+
+PODINFO = CanaryRef("test", "podinfo")
+
+
+def listings(world: World) -> int:
+    """Listings of open pull/merge requests (the adapters also look one up before closing it)."""
+    return world.fake.hits("GET", r"/pulls$" if world.kind == "github" else r"/merge_requests$")
+
+
+def test_a_burst_of_finished_events_lists_the_forge_once(world: World) -> None:
+    """Flagger sends one event per Kubernetes event: 41 Succeeded/Failed events for two canaries,
+    while the worker is busy, make one listing; each canary's latest event says what to keep."""
+    for checksum in ("old0000001", "old0000002", "kept000001"):
+        world.forge.open_request(spec(checksum=checksum), gates_path="gates", now=NOW)
+    frontend = RequestSpec(CanaryRef("test", "frontend"), Hook.CONFIRM_PROMOTION, "old0000003")
+    world.forge.open_request(frontend, gates_path="gates", now=NOW)
+    busy = threading.Event()
+    world.requester.later(busy.wait)
+    before = listings(world)
+    for _ in range(20):
+        world.requester.finished(PODINFO, "old0000001", "Failed")
+        world.requester.finished(PODINFO, "kept000001", "Succeeded")
+    world.requester.finished(frontend.canary, "new0000003", "Succeeded")
+    busy.set()
+    world.requester.drain()
+    assert world.open_branches() == [branch_name(spec(checksum="kept000001"))]
+    assert listings(world) - before == 1 + 3  # one listing, then the adapter's lookup of each request it closed
+
+
+def test_finished_events_ask_nothing_of_a_held_forge(world: World) -> None:
+    old = spec(checksum="old0000001")
+    world.forge.open_request(old, gates_path="gates", now=NOW)
+    world.fail_all(503)
+    world.ask(spec(checksum="new0000001"))  # fails: the forge is held for the backoff
+    world.fake.heal()
+    asked = world.fake.hits()
+    world.requester.finished(PODINFO, "new0000001", "Succeeded")
+    world.requester.drain()
+    assert world.fake.hits() == asked and world.open_branches() == [branch_name(old)]
+
+    # Held while the close waited for the worker (a /gate/open answered 503 meanwhile): skipped too.
+    world.clock.now += backoff(1)
+    busy = threading.Event()
+    world.requester.later(busy.wait)
+    world.requester.finished(PODINFO, "new0000001", "Succeeded")
+    world.fail_all(503)
+    assert world.requester.open_now(Wanted(spec(checksum="new0000002"))).state == "failed"
+    world.fake.heal()
+    asked = world.fake.hits()
+    busy.set()
+    world.requester.drain()
+    assert world.fake.hits() == asked and world.open_branches() == [branch_name(old)]
+
+    world.clock.now += backoff(2)
+    world.requester.finished(PODINFO, "new0000001", "Succeeded")
+    world.requester.drain()
+    assert world.open_branches() == []
 
 
 # --- GitHub's rate-limit shapes ------------------------------------------------------------------------

@@ -274,6 +274,66 @@ def test_an_approval_given_before_a_later_push_is_stale(fake: FakeGitHub, connec
     assert "approvals given before a later push do not count (bob)" in why
 
 
+def commit_onto(fake: FakeGitHub, branch: str, author: tuple[str, str], committer: tuple[str, str]) -> str:
+    """A commit pushed onto `branch` with the author and committer (name, email) its git gave it."""
+    git = fake.git
+    tip = fake.head(branch)
+    tree = git.tree(git.read_commit(tip)["tree"], [("gates/prod/backend.yaml", "100644", git.blob(b"spec: {}\n"))])
+    when = f"{int(time.time())} +0000"
+    sha = git.commit(tree, [tip], "on top\n", author=(*author, when), committer=(*committer, when))
+    assert git.update_ref(f"refs/heads/{branch}", sha, tip)
+    return sha
+
+
+def test_approvals_by_whoever_added_commits_do_not_count(fake: FakeGitHub, connect: Connect) -> None:
+    """erin edits the request in GitHub's web UI (committer: GitHub itself), then approves it."""
+    forge = connect()
+    ref = forge.open_request(spec(), gates_path=GATES, now=NOW)
+    commit_onto(fake, ref.branch, ("Erin", "erin@example.test"), ("GitHub", "noreply@github.com"))
+    approve(fake, ref.number, "erin")
+    approve(fake, ref.number, "bob")
+    review = forge.review(merge(fake, ref.number, "bob"))
+    assert review is not None
+    assert (review.author, review.committers, review.unattributed) == (BOT, {BOT, "erin", "web-flow"}, ())
+    assert approved_by_others(review, required=1, approvers=None) == (True, "1 approval(s) on the final head by bob")
+    ok, why = approved_by_others(review, required=2, approvers=None)
+    assert not ok
+    assert "approvals by people who added commits to the request do not count (erin)" in why
+
+
+def test_a_commit_github_ties_to_no_account_lets_no_approval_count(fake: FakeGitHub, connect: Connect) -> None:
+    """An email no account has verified: anyone may have pushed that commit, the approver included."""
+    forge = connect()
+    ref = forge.open_request(spec(), gates_path=GATES, now=NOW)
+    laptop = ("Laptop", "someone@laptop.invalid")
+    pushed = commit_onto(fake, ref.branch, laptop, laptop)
+    approve(fake, ref.number, "bob")
+    review = forge.review(merge(fake, ref.number, "bob"))
+    assert review is not None and review.unattributed == (f"{pushed[:12]} by Laptop <someone@laptop.invalid>",)
+    ok, why = approved_by_others(review, required=1, approvers=None)
+    assert not ok
+    assert f"ties a commit of the request to no account ({pushed[:12]} by Laptop <someone@laptop.invalid>)" in why
+
+
+def test_a_request_longer_than_github_lists_lets_no_approval_count(fake: FakeGitHub, connect: Connect) -> None:
+    """GitHub lists 250 commits of a pull request at most: who wrote the rest cannot be told."""
+    forge = connect()
+    ref = forge.open_request(spec(), gates_path=GATES, now=NOW)
+    who = f"bob <bob@example.test> {int(time.time())} +0000"
+    stream = "".join(
+        f"commit refs/heads/{ref.branch}\nauthor {who}\ncommitter {who}\ndata 4\nn{n:03d}\n"
+        + (f"from {fake.head(ref.branch)}\n" if n == 0 else "")
+        + "\n"
+        for n in range(250)
+    )
+    fake.git.run("fast-import", "--quiet", stdin=stream.encode())
+    approve(fake, ref.number, "erin")
+    review = forge.review(merge(fake, ref.number, "erin"))
+    assert review is not None and review.committers == {BOT, "bob"}
+    assert review.unattributed == ("any commit after the first 250, which GitHub does not list",)
+    assert not approved_by_others(review, required=1, approvers=None)[0]
+
+
 def test_a_commit_github_does_not_know_is_not_found(fake: FakeGitHub, connect: Connect) -> None:
     with pytest.raises(ForgeNotFound, match=r"GitHub has no commit 0{40} in acme/approvals.*is --forge-repo the repo"):
         connect().review("0" * 40)

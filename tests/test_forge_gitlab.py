@@ -267,6 +267,52 @@ def test_approvals_before_a_later_push_do_not_count(harness: GitLabHarness) -> N
     assert approved_by_others(review, required=1, approvers=None)[0]
 
 
+def test_approvals_by_whoever_added_commits_do_not_count(harness: GitLabHarness) -> None:
+    """dave pushes onto gitgate's request and approves it; GitLab (by default) lets him."""
+    ref = harness.forge.open_request(spec(), gates_path=GATES, now=NOW)
+    harness.push(ref.branch, "gates/prod/backend.yaml", "spec: {default: open}\n", by="dave")
+    harness.approve(ref, reviewer="dave")
+    harness.approve(ref, reviewer="bob")
+    review = harness.forge.review(harness.merge(ref, by="carol"))
+    assert review is not None
+    assert (review.author, review.committers, review.unattributed) == ("alice", {"alice", "dave"}, ())
+    ok, why = approved_by_others(review, required=2, approvers=None)
+    assert not ok
+    assert "approvals by people who added commits to the request do not count (dave)" in why
+    assert approved_by_others(review, required=1, approvers=None) == (True, "1 approval(s) on the final head by bob")
+
+
+@pytest.mark.parametrize("prevented", [False, True], ids=["committers-may-approve", "committers-prevented"])
+def test_a_commit_email_tied_to_nobody_lets_no_approval_count_unless_gitlab_prevents_committers(
+    tmp_path: Path, prevented: bool
+) -> None:
+    """A private email gitgate cannot tie to a user: any approver may have pushed that commit. With
+    "Prevent approvals by users who add commits" on, GitLab (which knows every confirmed email) has
+    already refused the committers' approvals."""
+    with running(tmp_path / "gitlab", committers_approval=not prevented) as fake:
+        h = GitLabHarness(fake)
+        try:
+            ref = h.forge.open_request(spec(), gates_path=GATES, now=NOW)
+            laptop = fake.push_as(
+                ref.branch, "gates/prod/backend.yaml", "spec: {}\n", name="D", email="d@laptop.invalid"
+            )
+            if prevented:
+                h.push(ref.branch, "gates/test/frontend.yaml", "spec: {}\n", by="dave")
+                with pytest.raises(gitlab.exceptions.GitlabAuthenticationError):
+                    h.approve(ref, reviewer="dave")
+            h.approve(ref, reviewer="bob")
+            review = h.forge.review(h.merge(ref))
+        finally:
+            h.close()
+    assert review is not None
+    ok, why = approved_by_others(review, required=1, approvers=None)
+    if prevented:
+        assert (ok, review.unattributed) == (True, ())
+    else:
+        assert review.unattributed == (f"{laptop[:12]} by D <d@laptop.invalid>",)
+        assert not ok and f"to no account ({laptop[:12]} by D <d@laptop.invalid>)" in why
+
+
 def test_without_approval_times_a_project_that_resets_approvals_on_push_counts_them(tmp_path: Path) -> None:
     with running(tmp_path / "gitlab", approved_at=False, reset_approvals_on_push=True) as fake:
         h = GitLabHarness(fake)

@@ -10,7 +10,7 @@ from forge_contract import *  # noqa: F403 - the shared contract runs against th
 from forge_contract import GATES, NOW, spec
 from helpers import Approvals, Keys, sh
 
-from gitgate.forges.base import ForgeError
+from gitgate.forges.base import ForgeError, approved_by_others
 from gitgate.forges.local import LocalForge
 from gitgate.request import RequestRef
 
@@ -93,3 +93,44 @@ def test_records_are_kept_in_git_as_an_audit_trail(harness: LocalHarness) -> Non
     harness.approve_and_merge(ref, reviewer="bob")
     log = sh("git", "--git-dir", harness.approvals.remote, "log", "--format=%s", f"refs/gitgate/requests/{ref.number}")
     assert log.splitlines() == [f"request #{ref.number}: merged", f"request #{ref.number}: open"]
+
+
+def push_onto(harness: LocalHarness, ref: RequestRef, name: str, email: str) -> str:
+    """Someone pushes a commit of their own onto the request's branch, from their clone."""
+    work = harness.approvals
+    work.git("fetch", "-q", "origin", ref.branch)
+    work.git("checkout", "-q", "-B", "onto", "FETCH_HEAD")
+    work.write("gates/prod/backend.yaml", "spec: {default: open}\n")
+    work.git("add", "-A")
+    ident = {
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": email,
+        "GIT_COMMITTER_NAME": name,
+        "GIT_COMMITTER_EMAIL": email,
+    }
+    sh("git", "-c", "commit.gpgsign=false", "commit", "-qm", "on top", cwd=work.work, env=ident)
+    work.git("push", "-q", "origin", f"HEAD:refs/heads/{ref.branch}")
+    return work.head()
+
+
+@pytest.mark.parametrize(
+    ("reviewer", "name", "email"),
+    [
+        ("bob", "Robert", "bob@gitgate.local"),
+        ("bob@example.test", "Bob", "bob@example.test"),
+        ("Bob", "Bob", "b@x.test"),
+    ],
+)
+def test_whoever_added_commits_to_a_request_cannot_approve_it(
+    harness: LocalHarness, reviewer: str, name: str, email: str
+) -> None:
+    ref = harness.forge.open_request(spec(), gates_path=GATES, now=NOW)
+    pushed = push_onto(harness, ref, name, email)
+    with pytest.raises(
+        ForgeError, match=f"{reviewer} added commits to request #1 \\({pushed[:12]}\\) and cannot approve"
+    ):
+        harness.approve_and_merge(ref, reviewer=reviewer)
+    assert [r.number for r in harness.forge.open_requests()] == [ref.number]
+    review = harness.forge.review(harness.approve_and_merge(ref, reviewer="carol"))
+    assert review is not None and {name, email, "gitgate-service"} <= review.committers
+    assert approved_by_others(review, required=1, approvers=None) == (True, "1 approval(s) on the final head by carol")

@@ -67,13 +67,22 @@ class Approver:
 
 @dataclass(frozen=True, slots=True)
 class Review:
-    """How a commit on the base branch came to be: the merged request it came from, if any."""
+    """How a commit on the base branch came to be: the merged request it came from, if any.
+
+    `committers` are the forge identities (logins) of everyone the forge ties to a commit of the
+    request, as its author or its committer: their approvals do not count. `unattributed` names the
+    commits whose author or committer the adapter could tie to nobody ("1a2b3c4d5e6f by Erin
+    <erin@example.com>"); while there is one, no approval counts, because any approver may have
+    written it (fail closed).
+    """
 
     number: int
     url: str
     author: str
     head: str  # the request's final head commit
     approvals: tuple[Approver, ...]
+    committers: frozenset[str]
+    unattributed: tuple[str, ...]
 
 
 class Forge(Protocol):
@@ -113,15 +122,24 @@ REGISTRY: dict[str, str] = {
 
 
 def approved_by_others(review: Review, *, required: int, approvers: frozenset[str] | None) -> tuple[bool, str]:
-    """--require-approvals: N distinct reviewers other than the author, given on the final head."""
-    valid = {a.login for a in review.approvals if a.commit == review.head and a.login != review.author}
+    """--require-approvals: N distinct reviewers, given on the final head, who are neither the
+    request's author nor anyone who authored or committed a commit of it."""
+    committers = {c.casefold() for c in review.committers}
+
+    def wrote(login: str) -> bool:
+        return login == review.author or login.casefold() in committers
+
+    valid = {a.login for a in review.approvals if a.commit == review.head and not wrote(a.login)}
     if approvers is not None:
         valid &= approvers
+    if review.unattributed:
+        valid = set()
     if len(valid) >= required:
         return True, f"{len(valid)} approval(s) on the final head by {', '.join(sorted(valid))}"
     unknown = {a.login for a in review.approvals if not a.commit}
     stale = {a.login for a in review.approvals if a.commit and a.commit != review.head}
     self_ = any(a.login == review.author for a in review.approvals)
+    pushed = {a.login for a in review.approvals if a.login != review.author and a.login.casefold() in committers}
     why = [f"{len(valid)} of {required} required approval(s) on the final head {review.head[:12]}"]
     if unknown:
         why.append(
@@ -132,6 +150,15 @@ def approved_by_others(review: Review, *, required: int, approvers: frozenset[st
         why.append(f"approvals given before a later push do not count ({', '.join(sorted(stale))})")
     if self_:
         why.append(f"the author {review.author} cannot approve their own request")
+    if pushed:
+        why.append(f"approvals by people who added commits to the request do not count ({', '.join(sorted(pushed))})")
+    if review.unattributed:
+        shown = ", ".join(review.unattributed[:3]) + (" …" if len(review.unattributed) > 3 else "")
+        why.append(
+            f"no approval counts while the forge ties a commit of the request to no account ({shown}): any "
+            "approver may have written it; commit with an email the forge knows (GitHub: one verified on the "
+            'account; GitLab: a public one, or turn on "Prevent approvals by users who add commits")'
+        )
     if approvers is not None:
         why.append("only --approvers count")
     return False, "; ".join(why)

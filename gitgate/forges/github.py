@@ -66,6 +66,8 @@ WRITE_PULLS = "pull-requests: write"
 # then finds the branch or pull request it made). Connection errors are retried for every method.
 RETRY_STATUSES = (500, 502, 503, 504)
 DEFAULT_RETRY_AFTER = 60.0
+# GitHub lists at most this many commits of a pull request: the rest of a longer one cannot be read.
+PULL_COMMITS_LISTED = 250
 
 _T = TypeVar("_T")
 
@@ -253,8 +255,15 @@ class GitHubForge:
             if r.user is not None and r.state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
                 latest[r.user.login] = (r.state, r.commit_id or "")
         approvals = tuple(Approver(login, sha) for login, (state, sha) in latest.items() if state == "APPROVED")
+        committers, unattributed = self._committers(pull)
         return Review(
-            number=pull.number, url=pull.html_url, author=_login(pull.user), head=pull.head.sha, approvals=approvals
+            number=pull.number,
+            url=pull.html_url,
+            author=_login(pull.user),
+            head=pull.head.sha,
+            approvals=approvals,
+            committers=committers,
+            unattributed=unattributed,
         )
 
     def dispatch(self, spec: RequestSpec) -> None:
@@ -273,6 +282,29 @@ class GitHubForge:
         )
 
     # --- steps ---------------------------------------------------------------------------------------
+
+    def _committers(self, pull: PullRequest) -> tuple[frozenset[str], tuple[str, ...]]:
+        """The accounts GitHub ties to the commits of `pull` (as author or committer), and the commits
+        it ties to none. GitHub ties a commit email to the account that verified it (its no-reply
+        address included, and `noreply@github.com` to web-flow, for the commits GitHub makes), so an
+        email it ties to nobody is verified by nobody: any approver may have written that commit."""
+        commits = self._call(
+            f"read the commits of pull request #{pull.number}", READ_PULLS, lambda: list(pull.get_commits())
+        )
+        logins: set[str] = set()
+        nobody: list[str] = []
+        for c in commits:
+            for account, person in ((c.author, c.commit.author), (c.committer, c.commit.committer)):
+                login = _account(account)
+                if login:
+                    logins.add(login)
+                elif person is not None:
+                    nobody.append(f"{c.sha[:12]} by {person.name} <{person.email}>")
+                else:
+                    nobody.append(f"{c.sha[:12]} (no author or committer given)")
+        if len(commits) >= PULL_COMMITS_LISTED:
+            nobody.append(f"any commit after the first {PULL_COMMITS_LISTED}, which GitHub does not list")
+        return frozenset(logins), tuple(dict.fromkeys(nobody))
 
     def _open_pull(self, branch: str) -> PullRequest | None:
         pulls = self._call(
@@ -450,6 +482,16 @@ def _reason(e: requests.RequestException) -> str:
 
 def _login(user: Any) -> str:
     return str(user.login) if user is not None else "ghost"
+
+
+def _account(user: Any) -> str:
+    """The login of the account GitHub ties to a commit's author or committer; '' for none (null or {})."""
+    if user is None:
+        return ""
+    try:
+        return str(user.login or "")
+    except GithubException:  # {}: an object without a login or a URL to complete it from
+        return ""
 
 
 def _said(e: GithubException) -> str:

@@ -21,6 +21,15 @@ an approval was given; what it does give, and what this adapter reads:
   final head. Otherwise the head is unknown (`Approver.commit` is empty) and the approval does not
   count toward --require-approvals (fail closed).
 
+Who added commits (`Review.committers`, whose approvals do not count): the author and committer
+emails of `GET .../merge_requests/:iid/commits`, tied to users by what GitLab shows a token: the
+token's own user (`GET /user`: its email, commit email and public email; gitgate's bot), GitLab's
+no-reply addresses (`<id>-<username>@users.noreply.<host>`), and public emails (`GET
+/users?search=<email>`). An email tied to nobody (a private one) leaves the commit unattributed, and
+then no approval counts -- unless the project has "Prevent approvals by users who add commits" on
+(`merge_requests_disable_committers_approval`), in which case GitLab, which knows every user's
+confirmed emails, has already refused the approvals of whoever committed.
+
 Errors: every python-gitlab and transport error is wrapped in a ForgeError subclass whose message
 says what to do. 5xx answers, refused connections and timeouts are retried `retries` times, 0.1 s,
 0.2 s, ... apart (or after the answer's Retry-After when that is at most RETRY_SLEEP_CAP); a longer
@@ -35,6 +44,7 @@ import base64
 import contextlib
 import email.utils
 import functools
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -44,7 +54,7 @@ from typing import Any, TypeVar
 import gitlab
 import gitlab.exceptions
 import requests
-from gitlab.v4.objects import Project, ProjectMergeRequest
+from gitlab.v4.objects import CurrentUserManager, Project, ProjectMergeRequest
 
 from gitgate.errors import UsageError
 from gitgate.forges.base import (
@@ -76,6 +86,8 @@ DEFAULT_API_URL = "https://gitlab.com"
 DEFAULT_RETRY_AFTER = 60.0
 TRANSIENT = frozenset(gitlab.const.RETRYABLE_TRANSIENT_ERROR_CODES)
 RETRY_SLEEP_CAP = 2.0  # the longest sleep between two tries inside one call
+# GitLab's no-reply commit email names the user: 1234-octocat@users.noreply.gitlab.com.
+_NOREPLY = re.compile(r"\d+-([^@\s]+)@users\.noreply\.[^@\s]+", re.IGNORECASE)
 ACCESS_NEEDED = (
     "a GitLab token with the `api` scope whose user (or project/group access token bot) has at least the "
     "Developer role in the project"
@@ -150,6 +162,7 @@ class GitLabForge:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._project_obj: Project | None = None
+        self._me: tuple[str, frozenset[str]] | None = None  # the token's user: username, emails
         session = requests.Session()
         session.hooks["response"].append(self._remember)
         self._gl = _Client(
@@ -244,12 +257,16 @@ class GitLabForge:
         if chosen is None:
             return None
         mr = self._call(f"reading merge request !{chosen['iid']}", lambda: project.mergerequests.get(chosen["iid"]))
+        approvals = self._approvers(mr)
+        committers, unattributed = self._committers(mr)
         return Review(
             number=mr.iid,
             url=mr.web_url,
             author=mr.author["username"],
             head=mr.sha,
-            approvals=self._approvers(mr),
+            approvals=approvals,
+            committers=committers,
+            unattributed=unattributed,
         )
 
     def dispatch(self, spec: RequestSpec) -> None:
@@ -395,12 +412,63 @@ class GitLabForge:
         return sorted(found)
 
     def _resets_approvals_on_push(self) -> bool:
+        return bool(self._approval_settings().get("reset_approvals_on_push"))
+
+    def _approval_settings(self) -> dict[str, Any]:
         project = self._project()
         try:
             settings = self._call("reading the project's approval settings", project.approvals.get)
         except (ForgeNotFound, ForgePermissionError):
-            return False  # GitLab Free has no approval settings: approvals are not reset on push
-        return bool(settings.attributes.get("reset_approvals_on_push"))
+            return {}  # GitLab Free has no approval settings: approvals are not reset on push
+        return dict(settings.attributes)
+
+    def _committers(self, mr: ProjectMergeRequest) -> tuple[frozenset[str], tuple[str, ...]]:
+        """The users tied to the emails of the merge request's commits (authors and committers), and
+        the commits whose email is tied to nobody gitgate can see."""
+        commits = self._call(f"reading the commits of merge request !{mr.iid}", lambda: list(mr.commits()))
+        by_email: dict[str, list[str]] = {}
+        for c in commits:
+            data = c.attributes
+            for role in ("author", "committer"):
+                email = str(data.get(f"{role}_email") or "").strip()
+                said = f"{str(data.get('id') or '')[:12]} by {data.get(f'{role}_name') or ''} <{email}>"
+                by_email.setdefault(email.casefold(), []).append(said)
+        usernames: set[str] = set()
+        nobody: list[str] = []
+        for email, commits_of in by_email.items():
+            found = self._users_with_email(email)
+            usernames |= found
+            if not found:
+                nobody += commits_of
+        if nobody and self._approval_settings().get("merge_requests_disable_committers_approval"):
+            nobody = []  # GitLab has refused the approvals of everyone who committed, by every confirmed email
+        return frozenset(usernames), tuple(dict.fromkeys(nobody))
+
+    def _users_with_email(self, email: str) -> set[str]:
+        """The usernames a commit email is tied to, as far as this token can see; empty for none."""
+        if "@" not in email:
+            return set()
+        me, mine = self._whoami()
+        if email in mine:
+            return {me}
+        noreply = _NOREPLY.fullmatch(email)
+        if noreply:
+            return {noreply.group(1)}
+        found = self._call(
+            f"looking up who has the public email {email}",
+            lambda: list(self._gl.users.list(search=email, get_all=True)),
+        )
+        return {str(u.username) for u in found}
+
+    def _whoami(self) -> tuple[str, frozenset[str]]:
+        """The token's own user (gitgate's bot): its username and every email GitLab shows it."""
+        with self._lock:
+            if self._me is None:
+                user = self._call("reading the token's user", lambda: CurrentUserManager(self._gl).get())
+                data = user.attributes
+                emails = {str(data.get(k) or "").strip().casefold() for k in ("email", "commit_email", "public_email")}
+                self._me = (str(data.get("username") or ""), frozenset(e for e in emails if "@" in e))
+            return self._me
 
     # --- errors -----------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """The local forge: approval requests in plain git, for the embedded default and for teams without
 a forge. A request is its branch plus a record kept in git at refs/gitgate/requests/<number> (a
 small history of JSON states: opened, commented, merged, closed). `gitgate approve` merges a
-request with a commit signed by the reviewer; the requester cannot approve their own request.
+request with a commit signed by the reviewer; neither the requester nor anyone named as the author
+or committer of a commit on the request can approve it.
 
 Every change happens under a file lock in the git dir, so any number of callers on this machine
 converge on one request per branch. The identities here are the names people give; what gitgate
@@ -183,14 +184,34 @@ class LocalForge:
     def review(self, commit: str) -> Review | None:
         for record in self._records():
             if record.state == "merged" and record.merge_commit == commit:
+                try:
+                    idents = self._idents(f"{commit}^1", record.head)
+                except GitError as e:  # fail closed: who wrote the request cannot be told
+                    raise ForgeError(f"cannot read the commits of request #{record.number}: {e}") from e
+                committers = {who for ident in idents for who in ident[1:]}
+                committers |= {record.merged_by for ident in idents if self._wrote(record.merged_by, ident)}
                 return Review(
                     record.number,
                     self.url(record.number),
                     record.requester,
                     record.head,
                     (Approver(record.merged_by, record.head),),
+                    committers=frozenset(committers),
+                    unattributed=(),
                 )
         return None
+
+    def _idents(self, base: str, head: str) -> list[tuple[str, str, str, str, str]]:
+        """(commit, author name, author email, committer name, committer email) of each commit of the
+        request: on `head` and not on `base`."""
+        out = self._git("log", "--format=%H%x00%an%x00%ae%x00%cn%x00%ce", f"{base}..{head}", "--")
+        return [(c, an, ae, cn, ce) for c, an, ae, cn, ce in (line.split("\x00") for line in out.splitlines())]
+
+    @classmethod
+    def _wrote(cls, who: str, ident: tuple[str, str, str, str, str]) -> bool:
+        """Whether `who` (a name or an email, as people give them here) is the author or committer."""
+        names = {who.casefold(), cls._ident(who)["GIT_AUTHOR_EMAIL"].casefold()}
+        return any(field.casefold() in names for field in ident[1:])
 
     def dispatch(self, spec: RequestSpec) -> None:
         raise ForgeError("--request-via dispatch needs --forge github or gitlab; the local forge opens requests itself")
@@ -217,6 +238,12 @@ class LocalForge:
             head = self._rev(f"refs/heads/{record.branch}")
             if base is None or head is None:
                 raise ForgeNotFound(f"branch {self.base} or {record.branch} is missing in {self.repo}")
+            mine = [ident[0] for ident in self._idents(base, head) if self._wrote(self.user, ident)]
+            if mine:
+                raise ForgeError(
+                    f"{self.user} added commits to request #{number} ({', '.join(c[:12] for c in mine)}) and "
+                    "cannot approve it; ask another reviewer"
+                )
             merged = self._git("merge-tree", "--write-tree", base, head, check=False)
             tree = merged.splitlines()[0] if merged else ""
             if len(tree) != 40 or "CONFLICT" in merged:

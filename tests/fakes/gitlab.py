@@ -20,6 +20,13 @@ answer carries `approved_by[].approved_at`; with the MR's versions (one per push
 `approved_at=False` to answer as older GitLab versions do (no timestamp), and
 `reset_approvals_on_push=True` for a project that drops approvals on every push (GitLab Premium).
 
+Commit emails: every user's email is confirmed and public (`GET /users?search=<email>` finds them by
+it, as GitLab finds users by public email); `GET /user` shows the token's user its own emails.
+`committers_approval=False` turns on "Prevent approvals by users who add commits"
+(`merge_requests_disable_committers_approval`): a user whose email is the committer email of a commit
+of the merge request cannot approve it, as GitLab decides. `push_as()` pushes a commit with any
+identity, as someone's own git would.
+
 Faults: `fail(method, path_regex, status, body, headers, times, delay)` answers the next `times`
 matching requests (-1: all of them) with that status (after `delay` seconds; with status None, the
 request is then served normally: a slow answer). `hang()` accepts matching requests and answers
@@ -153,6 +160,21 @@ COMMIT = {
     "web_url": URL,
     "trailers": dict,
 }
+MR_COMMIT = {
+    "id": SHA,
+    "short_id": str,
+    "title": str,
+    "message": str,
+    "author_name": str,
+    "author_email": str,
+    "authored_date": TIME,
+    "committer_name": str,
+    "committer_email": str,
+    "committed_date": TIME,
+    "created_at": TIME,
+    "web_url": Opt(URL),
+}
+CURRENT_USER = {**USER, "email": str, "commit_email": str, "public_email": (str, NULL)}
 COMMIT_CREATED = {
     **COMMIT,
     "stats": {"additions": int, "deletions": int, "total": int},
@@ -366,6 +388,8 @@ ERROR = OneOf({"message": (str, list, dict)}, {"error": str})
 SHAPES: dict[str, Any] = {
     "project": PROJECT,
     "users": [USER],
+    "current_user": CURRENT_USER,
+    "mr_commits": [MR_COMMIT],
     "branch": BRANCH,
     "file": FILE,
     "commit_created": COMMIT_CREATED,
@@ -523,6 +547,7 @@ class FakeGitLab:
         approved_at: bool = True,
         reset_approvals_on_push: bool = False,
         author_approval: bool = False,
+        committers_approval: bool = True,
         pipeline_variables_role: int = DEVELOPER,
         trigger_tokens: tuple[str, ...] = (),
     ) -> None:
@@ -536,6 +561,7 @@ class FakeGitLab:
         self.approved_at = approved_at
         self.reset_approvals_on_push = reset_approvals_on_push
         self.author_approval = author_approval
+        self.committers_approval = committers_approval
         self.pipeline_variables_role = pipeline_variables_role
         self.trigger_tokens = set(trigger_tokens)
         self.default_branch = "main"
@@ -1106,6 +1132,12 @@ class FakeGitLab:
         if parts == ["users"] and method == "GET":
             self._caller()
             return self._users()
+        if parts == ["user"] and method == "GET":
+            me = self._caller().user
+            return self._send(
+                {**self._user_json(me), "email": me.email, "commit_email": me.email, "public_email": me.email},
+                "current_user",
+            )
         if len(parts) >= 2 and parts[0] == "projects":
             if parts[2:] == ["trigger", "pipeline"] and method == "POST":
                 return self._trigger()
@@ -1177,6 +1209,10 @@ class FakeGitLab:
                 return self._approve(self._mr(iid), user)
             case ("GET", ["merge_requests", iid, "approvals"]):
                 return self._send(self._approvals_json(self._mr(iid)), "approvals")
+            case ("GET", ["merge_requests", iid, "commits"]):
+                mr = self._mr(iid)
+                shas = mr.versions[-1].commits if mr.versions else []
+                return self._page([self._mr_commit_json(sha) for sha in shas], "mr_commits")
             case ("GET", ["merge_requests", iid, "versions"]):
                 mr = self._mr(iid)
                 return self._page([self._version_json(mr, v) for v in reversed(mr.versions)], "versions")
@@ -1247,9 +1283,30 @@ class FakeGitLab:
     # --- endpoints --------------------------------------------------------------------------------
 
     def _users(self) -> Response:
-        name = self._params().get("username")
+        params = self._params()
+        name, search = params.get("username"), str(params.get("search") or "")
         found = [u for u in self.users.values() if name is None or u.username.lower() == str(name).lower()]
+        if "@" in search:  # an email: exact match on public emails (every user's here is public)
+            found = [u for u in found if u.email.lower() == search.lower()]
+        elif search:
+            found = [u for u in found if search.lower() in u.username.lower() or search.lower() in u.name.lower()]
         return self._page([self._user_json(u) for u in found], "users")
+
+    def _mr_commit_json(self, sha: str) -> dict[str, Any]:
+        full = self._commit_json(sha)
+        return {key: full[key] for key in (*MR_COMMIT, "trailers")}
+
+    def push_as(self, branch: str, path: str, text: str, *, name: str, email: str) -> str:
+        """A push to `branch` of one commit changing `path`, with the identity someone's own git gives it."""
+        with self.lock:
+            parent = self.rev(branch)
+            assert parent is not None, branch
+            action = "update" if self.show(parent, path) is not None else "create"
+            someone = User(0, "", name, None, email)
+            actions = [{"action": action, "file_path": path, "content": text}]
+            sha = self._write_commit(parent, actions, f"Edit {path}\n", someone)
+            self._set_branch(branch, sha, parent)
+            return sha
 
     def _project_json(self, user: User) -> dict[str, Any]:
         group, _, name = self.project_path.rpartition("/")
@@ -1284,7 +1341,7 @@ class FakeGitLab:
             "selective_code_owner_removals": False,
             "disable_overriding_approvers_per_merge_request": False,
             "merge_requests_author_approval": self.author_approval,
-            "merge_requests_disable_committers_approval": False,
+            "merge_requests_disable_committers_approval": not self.committers_approval,
             "require_password_to_approve": False,
         }
 
@@ -1467,6 +1524,11 @@ class FakeGitLab:
             raise ApiError(409, {"message": f"SHA does not match HEAD of source branch: {mr.sha}"})
         if (user == mr.author and not self.author_approval) or any(a.user == user for a in mr.approvals):
             raise ApiError(401, {"message": "401 Unauthorized"})
+        if not self.committers_approval:
+            commits = mr.versions[-1].commits if mr.versions else []
+            committed = {self.git("show", "-s", "--format=%ce", c).lower() for c in commits}
+            if user.email.lower() in committed:
+                raise ApiError(401, {"message": "401 Unauthorized"})
         now = self._now()
         mr.approvals.append(Approval(user, now, mr.sha))
         mr.notes.append(Note(self._next("note"), "approved this merge request", user, now, system=True))
