@@ -37,26 +37,26 @@ def encode_gate(gate: Gate) -> list[Any]:
     ]
 
 
-_SHARED: dict[tuple[Any, ...], Approval] = {}  # approvals for any revision, as many gates have them
+_SHARED: dict[tuple[Any, ...], Approval] = {}  # approvals for any revision (checksum "*"), by their fields
 
 
 def _approval(encoded: list[Any]) -> Approval:
     hook, checksum, expires, request, note, line = encoded
-    if not isinstance(hook, str) or not isinstance(checksum, str) or not isinstance(line, (int, type(None))):
+    if type(hook) is not str or type(checksum) is not str:
         raise TypeError("not an approval")
-    if checksum == "*" and len(_SHARED) < 10_000:  # one object for equal ones (approvals are immutable)
-        key = tuple(encoded)
+    if checksum == "*":  # one object for equal ones (approvals are immutable); few kinds exist
+        key = (hook, expires, request, note, line)
         found = _SHARED.get(key)
         if found is None:
-            found = _SHARED[key] = _approval_of(hook, checksum, expires, request, note, line)
+            found = Approval(hook, checksum, _when(expires), request, note, line)
+            if len(_SHARED) < 10_000:
+                _SHARED[key] = found
         return found
-    return _approval_of(hook, checksum, expires, request, note, line)
+    return Approval(sys.intern(hook), checksum, _when(expires), request, note, line)
 
 
-def _approval_of(*fields: Any) -> Approval:
-    hook, checksum, expires, request, note, line = fields
-    when = datetime.fromisoformat(expires) if expires is not None else None
-    return Approval(sys.intern(hook), sys.intern(checksum), when, request, sys.intern(note) if note else note, line)
+def _when(expires: str | None) -> datetime | None:
+    return None if expires is None else datetime.fromisoformat(expires)
 
 
 def decode_gate(canary: CanaryRef, path: str, value: list[Any]) -> Gate:
