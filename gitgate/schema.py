@@ -57,7 +57,12 @@ Path = tuple[str | int, ...]
 def render_key(path: Path) -> str:
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not part.isprintable() or "." in part or "[" in part:  # quoted, escaped: one printable line
+            out += f"[{part!r}]"
+        else:
+            out += f".{part}" if out else part
     return out
 
 
@@ -83,25 +88,25 @@ class _Doc:
 
     def build(self, node: yaml.Node, path: Path, depth: int) -> Any:
         if id(node) in self._seen:
-            raise _Refused(node, "anchors and aliases are not allowed in gate files")
+            raise _Refused(node, "anchors and aliases are not allowed in gate files", path)
         self._seen.add(id(node))
         if len(self._seen) > MAX_NODES:
             raise _Refused(node, f"more than {MAX_NODES} YAML nodes; a gate file is small")
         if depth > MAX_DEPTH:
-            raise _Refused(node, f"nested deeper than {MAX_DEPTH} levels")
+            raise _Refused(node, f"nested deeper than {MAX_DEPTH} levels")  # the line says where, as the scan's
         self.lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.CollectionNode) and node.tag not in _COLLECTION_TAGS:
-            raise _Refused(node, f"YAML tag {node.tag} is not allowed")
+            raise _Refused(node, f"YAML tag {node.tag} is not allowed", path)
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
                 if isinstance(key_node, yaml.ScalarNode) and key_node.value == "<<":  # tagged merge, not str
-                    raise _Refused(key_node, "merge keys (<<) are not allowed in gate files")
+                    raise _Refused(key_node, "merge keys (<<) are not allowed in gate files", path)
                 if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
-                    raise _Refused(key_node, "keys must be plain strings")
+                    raise _Refused(key_node, "keys must be plain strings", path)
                 key = key_node.value
                 if key in out:
-                    raise _Refused(key_node, f"duplicate key {key!r}")
+                    raise _Refused(key_node, f"duplicate key {key!r}", (*path, key))
                 key_path = (*path, key)
                 line = key_node.start_mark.line + 1
                 self.lines[key_path] = line
@@ -113,12 +118,19 @@ class _Doc:
         if node.tag == _STR:  # most scalars; what SafeConstructor would return for them
             return node.value
         if node.tag not in _SCALAR_TAGS:
-            raise _Refused(node, f"YAML tag {node.tag} is not allowed")
-        return self._constructor.construct_object(node)
+            raise _Refused(node, f"YAML tag {node.tag} is not allowed", path)
+        if len(node.value) > 100 and node.tag in (_INT, _FLOAT):  # int() and str() refuse > 4300 digits
+            raise _Refused(node, f"a number {len(node.value)} characters long; quote it if it is text", path)
+        try:
+            return self._constructor.construct_object(node)
+        except (ValueError, KeyError, TypeError, OverflowError):  # "!!int abc", "!!bool maybe"
+            raise _Refused(node, f"{node.value[:40]!r} is not a valid {node.tag.rsplit(':', 1)[-1]}", path) from None
 
 
 _COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 _STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
 _SCALAR_TAGS = {
     "tag:yaml.org,2002:str",
     "tag:yaml.org,2002:int",
@@ -135,10 +147,11 @@ _SAFE_INDICATORS = 2_000
 
 
 class _Refused(Exception):
-    def __init__(self, node: yaml.Node, message: str) -> None:
+    def __init__(self, node: yaml.Node, message: str, path: Path = ()) -> None:
         super().__init__(message)
         self.line = node.start_mark.line + 1
         self.message = message
+        self.key = render_key(path)
 
 
 def _load(file: str, data: bytes) -> tuple[Any, _Doc]:
@@ -183,7 +196,7 @@ def _load(file: str, data: bytes) -> tuple[Any, _Doc]:
     try:
         value = doc.build(nodes[0], (), 0)
     except _Refused as e:
-        doc.problems.append(Problem(file, e.line, "", e.message))
+        doc.problems.append(Problem(file, e.line, e.key, e.message))
         return None, doc
     except RecursionError:
         doc.problems.append(Problem(file, None, "", "nested too deeply"))
@@ -268,7 +281,7 @@ def _freeze(doc: _Doc, spec: dict[str, Any], path: Path) -> tuple[FreezeWindow, 
         elif _expect(doc, tz, (*p, "timezone"), str):
             try:
                 ZoneInfo(tz)
-            except (ZoneInfoNotFoundError, ValueError):
+            except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, a name too long
                 doc.problem((*p, "timezone"), f"{tz!r} is not an IANA time zone (e.g. Europe/Berlin)")
                 ok = False
         else:

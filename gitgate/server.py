@@ -101,6 +101,9 @@ def create_app(
             413: f"body over {MAX_BODY} bytes; Flagger's payload is far smaller",
         }.get(status, e.description or e.name)
         resp = _text(text, status)
+        for key, value in e.get_headers():
+            if key == "Allow":  # RFC 9110 §15.5.6: a 405 names the methods that are allowed
+                resp.headers[key] = value
         if request.path in check_paths:
             resp.headers["X-Gitgate-Commit"] = commit_of(source.snapshot)
         return resp

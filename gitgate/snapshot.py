@@ -40,6 +40,12 @@ _MODE_NAMES = {"120000": "a symbolic link", "160000": "a submodule", "040000": "
 _POLICY = CanaryRef("", "")  # marks a policy file among the files to parse
 
 
+def shown(path: str) -> str:
+    """A path as people read it: a name holding a line break, an escape sequence or bytes that are
+    not UTF-8 (surrogate-escaped by git.py) is shown escaped, on one printable line."""
+    return path if path.isprintable() else repr(path)[1:-1]
+
+
 def policy_paths(gates_path: str) -> list[str]:
     """The policy file beside the gates folder, then the one at the root (once if the same)."""
     beside = posixpath.join(posixpath.dirname(gates_path), POLICY_FILE)
@@ -148,19 +154,19 @@ class SnapshotBuilder:
         the reason added to `problems`."""
         if entry.path in self._policy_paths:
             if entry.mode not in _BLOB_MODES:
-                problems.append(Problem(entry.path, None, "", _not_plain(entry.mode, policy=True)))
+                problems.append(Problem(shown(entry.path), None, "", _not_plain(entry.mode, policy=True)))
                 return None
             return _POLICY
         if entry.path == self.gates_path:
             what = _MODE_NAMES.get(entry.mode, "a file")
-            problems.append(Problem(entry.path, None, "", f"is {what}, not a folder of gate files"))
+            problems.append(Problem(shown(entry.path), None, "", f"is {what}, not a folder of gate files"))
             return None
         if entry.mode not in _BLOB_MODES:
-            problems.append(Problem(entry.path, None, "", _not_plain(entry.mode, policy=False)))
+            problems.append(Problem(shown(entry.path), None, "", _not_plain(entry.mode, policy=False)))
             return None
         canary, why = canary_for_path(entry.path, self.gates_path)
         if canary is None:
-            problems.append(Problem(entry.path, None, "", why))
+            problems.append(Problem(shown(entry.path), None, "", why))
         return canary
 
     def _parse(
@@ -191,7 +197,7 @@ class SnapshotBuilder:
         for entry, canary in todo:
             data = blobs[entry.oid]
             if data is None:
-                problems.append(Problem(entry.path, None, "", f"larger than {MAX_FILE_BYTES} bytes"))
+                problems.append(Problem(shown(entry.path), None, "", f"larger than {MAX_FILE_BYTES} bytes"))
             elif canary is _POLICY:
                 policy, found = parse_policy(entry.path, data)
                 problems.extend(found)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-_DURATION = re.compile(r"(\d+)(d|h|m|s)")
-_DURATION_WHOLE = re.compile(r"(?:\d+(?:d|h|m|s))+")
+# ASCII digits only: `\d` also matches other scripts' digits, which int() reads.
+_DURATION = re.compile(r"([0-9]+)(d|h|m|s)")
+_DURATION_WHOLE = re.compile(r"(?:[0-9]+(?:d|h|m|s))+")
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _MAX_DURATION_DAYS = 3650
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})")
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -17,7 +20,11 @@ def parse_duration(text: str) -> timedelta:
     text = text.strip()
     if not _DURATION_WHOLE.fullmatch(text):
         raise ValueError(f"{text!r} is not a duration; use e.g. 30s, 15m, 24h, 1h30m or 2d")
-    seconds = sum(int(n) * _UNITS[u] for n, u in _DURATION.findall(text))
+    parts = _DURATION.findall(text)
+    if any(len(n) > 12 for n, _ in parts):  # int() of thousands of digits is slow, then refused
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise ValueError(f"{shown!r} is too long; the limit is {_MAX_DURATION_DAYS}d")
+    seconds = sum(int(n) * _UNITS[u] for n, u in parts)
     if seconds <= 0:
         raise ValueError(f"{text!r} must be longer than zero")
     if seconds > _MAX_DURATION_DAYS * 86400:  # unbounded, timedelta/datetime arithmetic overflows
@@ -43,7 +50,12 @@ def parse_timestamp(text: str) -> datetime:
     value = text.strip().replace("z", "Z").replace("t", "T")
     # Python's fromisoformat takes at most 6 fractional digits.
     value = re.sub(r"(\.\d{6})\d+", r"\1", value)
-    return datetime.fromisoformat(value).astimezone(UTC)
+    if value[-6] in "+-" and int(value[-5:-3]) > 23:
+        raise ValueError(f"{text!r}: the offset from UTC must be at most 23:59")
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is past the year 9999 in UTC
+        raise ValueError(f"{text!r} is out of range: in UTC it falls outside the years 1 to 9999") from None
 
 
 def format_timestamp(moment: datetime) -> str:

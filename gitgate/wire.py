@@ -27,6 +27,15 @@ def _short(value: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
+def _unicode(text: str) -> bool:
+    """Text that can be written out again: no lone surrogates."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class BadRequest(Exception):
     """The caller sent something gitgate will not read; answered with `status` and the message."""
 
@@ -67,6 +76,9 @@ def parse_payload(body: bytes) -> FlaggerPayload:
     if meta:
         if "hook" in meta and not isinstance(meta["hook"], str):
             raise BadRequest("'metadata.hook' must be a string naming the hook")
+        if not all(_unicode(k) and (_unicode(v) if isinstance(v, str) else True) for k, v in meta.items()):
+            # JSON may escape half a UTF-16 pair ("\ud800"); kept, it breaks every page that shows it.
+            raise BadRequest("'metadata' holds a lone surrogate (\\ud800-\\udfff); send valid Unicode text")
         payload["metadata"] = {str(k): v for k, v in meta.items() if isinstance(v, str)}
     return payload
 

@@ -498,7 +498,7 @@ def test_several_yaml_documents_are_refused() -> None:
 
 def test_duplicate_keys_are_refused_at_the_second_one() -> None:
     text = HEADER + "spec:\n  default: open\n  approvals: []\n  default: closed\n"
-    assert gate_problems(text) == [f"{A}:9: duplicate key 'default'"]
+    assert gate_problems(text) == [f"{A}:9: spec.default: duplicate key 'default'"]
 
 
 def test_invalid_yaml_names_the_line() -> None:
@@ -516,7 +516,7 @@ def test_aliases_are_refused() -> None:
         "spec:\n  approvals:\n    - &ok {hook: confirm-promotion, checksum: abc}\n    - *ok\n"  # line 9
     )
     # The alias resolves to the anchored node, so the line shown is where the anchor stands.
-    assert gate_problems(text) == [f"{A}:8: anchors and aliases are not allowed in gate files"]
+    assert gate_problems(text) == [f"{A}:8: spec.approvals[1]: anchors and aliases are not allowed in gate files"]
 
 
 def test_a_billion_laughs_bomb_is_refused_fast_without_expanding_it() -> None:
@@ -527,26 +527,26 @@ def test_a_billion_laughs_bomb_is_refused_fast_without_expanding_it() -> None:
     started = time.perf_counter()
     problems = gate_problems(bomb)
     assert time.perf_counter() - started < 1.0
-    assert problems == [f"{A}:1: anchors and aliases are not allowed in gate files"]
+    assert problems == [f"{A}:1: b[0]: anchors and aliases are not allowed in gate files"]
 
 
 def test_merge_keys_are_refused() -> None:
     text = HEADER + "spec:\n  approvals:\n    - &base {hook: rollback, checksum: abc}\n    - <<: *base\n"
-    assert gate_problems(text) == [f"{A}:9: merge keys (<<) are not allowed in gate files"]
+    assert gate_problems(text) == [f"{A}:9: spec.approvals[1]: merge keys (<<) are not allowed in gate files"]
     text = HEADER + "spec:\n  <<: {default: open}\n"
-    assert gate_problems(text) == [f"{A}:7: merge keys (<<) are not allowed in gate files"]
+    assert gate_problems(text) == [f"{A}:7: spec: merge keys (<<) are not allowed in gate files"]
 
 
 @pytest.mark.parametrize(
-    ("text", "line"),
+    ("text", "where"),
     [
-        ("? [a, b]\n: 1\n", 1),
-        (HEADER + "spec:\n  1: open\n", 7),
-        (HEADER + "spec:\n  null: open\n", 7),
+        ("? [a, b]\n: 1\n", "1"),
+        (HEADER + "spec:\n  1: open\n", "7: spec"),
+        (HEADER + "spec:\n  null: open\n", "7: spec"),
     ],
 )
-def test_keys_must_be_plain_strings(text: str, line: int) -> None:
-    assert gate_problems(text) == [f"{A}:{line}: keys must be plain strings"]
+def test_keys_must_be_plain_strings(text: str, where: str) -> None:
+    assert gate_problems(text) == [f"{A}:{where}: keys must be plain strings"]
 
 
 @pytest.mark.parametrize(
@@ -563,7 +563,9 @@ def test_keys_must_be_plain_strings(text: str, line: int) -> None:
     ],
 )
 def test_yaml_tags_are_refused(value: str, tag: str) -> None:
-    assert gate_problems(HEADER + f"spec:\n  default: {value}\n") == [f"{A}:7: YAML tag {tag} is not allowed"]
+    assert gate_problems(HEADER + f"spec:\n  default: {value}\n") == [
+        f"{A}:7: spec.default: YAML tag {tag} is not allowed"
+    ]
 
 
 def test_nesting_is_bounded() -> None:
