@@ -140,9 +140,11 @@ class Service:
         session = requests.Session()
         while time.monotonic() < deadline:
             if commit in session.get(self.url + "/readyz", timeout=5).text:
-                last: dict[str, Any] = self.status()["last_advance"]
-                if last.get("commit") != commit:
-                    raise RuntimeError(f"answering from {commit[:12]} but its cost is not reported: {last}")
+                break
+            time.sleep(0.01)
+        while time.monotonic() < deadline:  # recorded a moment after the answers moved
+            last: dict[str, Any] = self.status()["last_advance"] or {}
+            if last.get("commit") == commit:
                 return last
             time.sleep(0.01)
         raise RuntimeError(f"{commit[:12]} not applied within {timeout} s: {self.status().get('refused')}")
