@@ -156,10 +156,12 @@ def _pick(
 ) -> tuple[list[CanaryRef], int]:
     """The canaries that matter first: asked about by Flagger (newest first), then gates with a
     live approval, then the rest by name; at most `limit`, and how many there are in all."""
+    gates = snap.gates if snap is not None else {}
+    if limit == 0:  # only the count (e.g. a monitor reading the rest of the status)
+        return [], len(gates) + len({c for (c, _hook), _last in checks if c not in gates})
     chosen: dict[CanaryRef, None] = {}
     for (canary, _hook), _last in sorted(checks, key=lambda kv: kv[1].at, reverse=True):
         chosen.setdefault(canary, None)
-    gates = snap.gates if snap is not None else {}
     total = len(gates) + sum(1 for c in chosen if c not in gates)
     if len(chosen) < limit and snap is not None:
         by_name = _by_name(snap)
