@@ -78,7 +78,7 @@ class SnapshotBuilder:
         return snap
 
     def rebuild(self, commit: str, *, verified: bool = True) -> Snapshot:
-        """Build from the whole tree, as the first build does (for tests and after a re-clone)."""
+        """Build from the whole tree, as the first build does."""
         self._last = None
         return self.build(commit, verified=verified)
 
