@@ -198,6 +198,16 @@ class Approvals:
         return sha
 
 
+def forge_args(
+    forge: str, repo: Path | str, forge_repo: str, api_url: str, *, trust_gpg: Path, token: str | None = None
+) -> list[str]:
+    """`gitgate serve` flags for an approvals repo hosted by a (fake) forge, its merges signed by
+    the GPG key in `trust_gpg`. Callers add the state dir and what else they need."""
+    args = ["--repo", str(repo), "--trust-gpg", str(trust_gpg), "--forge", forge, "--forge-repo", forge_repo]
+    args += ["--api-url", api_url]
+    return args + (["--token", token] if token else [])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

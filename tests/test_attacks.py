@@ -27,7 +27,7 @@ import requests
 from fakes.github import FakeGitHub, GitHubOpenAPI
 from fakes.gitlab import running
 from github import GithubException
-from helpers import Approvals, Keys, Service, Signer, free_port, gate_yaml, sh, wait_for
+from helpers import Approvals, Keys, Service, Signer, forge_args, free_port, gate_yaml, sh, wait_for
 from test_forge_github import BOT, approve, as_user, merge, push_to_branch
 from test_webhooks import VECTOR
 
@@ -533,19 +533,10 @@ def fake_github(tmp_path: Path, keys: Keys, openapi: GitHubOpenAPI) -> Iterator[
 
 
 def serve_github(fake: FakeGitHub, keys: Keys, tmp_path: Path) -> Service:
-    args = [
-        "--repo",
-        str(fake.git.path),
-        "--trust-gpg",
-        str(keys.carol_asc),
+    args = forge_args("github", fake.git.path, fake.full_name, fake.url, trust_gpg=keys.carol_asc)
+    args += [
         "--state-dir",
         str(tmp_path / "st"),
-        "--forge",
-        "github",
-        "--forge-repo",
-        fake.full_name,
-        "--api-url",
-        fake.url,
         "--require-approvals",
         "1",
         "--no-request-on-deny",
@@ -684,8 +675,8 @@ def test_a_reviewer_cannot_approve_commits_they_pushed_onto_a_merge_request(tmp_
             {"branch": "main", "commit_message": "gates", "actions": actions}
         )
         forge = GitLabForge(project=project, token="alice-token", api_url=fake.url, timeout=5)
-        args = ["--repo", str(fake.git_dir), "--trust-gpg", str(keys.carol_asc), "--state-dir", str(tmp_path / "st")]
-        args += ["--forge", "gitlab", "--forge-repo", project, "--api-url", fake.url, "--token", "alice-token"]
+        args = forge_args("gitlab", fake.git_dir, project, fake.url, trust_gpg=keys.carol_asc, token="alice-token")
+        args += ["--state-dir", str(tmp_path / "st")]
         svc = Service([*args, "--require-approvals", "1", "--no-request-on-deny", "--interval", "300s"], tmp_path)
         svc.start()
         try:
@@ -731,28 +722,9 @@ def test_a_self_approval_the_forge_allows_is_refused(tmp_path: Path, keys: Keys)
         project = "acme/approvals"
         actions = [{"action": "create", "file_path": p, "content": t} for p, t in baseline_files().items()]
         as_carol.projects.get(project).commits.create({"branch": "main", "commit_message": "gates", "actions": actions})
-        args = [
-            "--repo",
-            str(fake.git_dir),
-            "--trust-gpg",
-            str(keys.carol_asc),
-            "--state-dir",
-            str(tmp_path / "st"),
-            "--forge",
-            "gitlab",
-            "--forge-repo",
-            project,
-            "--api-url",
-            fake.url,
-            "--token",
-            "alice-token",
-            "--require-approvals",
-            "1",
-            "--no-request-on-deny",
-            "--interval",
-            "300s",
-        ]
-        svc = Service(args, tmp_path).start()
+        args = forge_args("gitlab", fake.git_dir, project, fake.url, trust_gpg=keys.carol_asc, token="alice-token")
+        args += ["--state-dir", str(tmp_path / "st"), "--require-approvals", "1", "--no-request-on-deny"]
+        svc = Service([*args, "--interval", "300s"], tmp_path).start()
         try:
             before = answers(svc)
             change = {

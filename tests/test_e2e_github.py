@@ -16,7 +16,7 @@ import pytest
 import requests
 from fakes.github import FakeGitHub, GitHubOpenAPI
 from flagger import Canary, Phase, gitgate_webhooks
-from helpers import Keys, Service, wait_for
+from helpers import Keys, Service, forge_args, wait_for
 from test_forge_github import BOT, approve, merge
 
 NS, NAME = "test", "podinfo"
@@ -59,25 +59,8 @@ def push_hook(svc: Service, fake: FakeGitHub, secret: str = SECRET) -> requests.
 
 
 def serve(fake: FakeGitHub, keys: Keys, tmp_path: Path, *extra: str) -> Service:
-    args = [
-        "--repo",
-        str(fake.git.path),
-        "--trust-gpg",
-        str(keys.carol_asc),
-        "--state-dir",
-        str(tmp_path / "st"),
-        "--forge",
-        "github",
-        "--forge-repo",
-        fake.full_name,
-        "--api-url",
-        fake.url,
-        "--github-webhook-secret",
-        SECRET,
-        "--interval",
-        "300s",
-        *extra,
-    ]
+    args = forge_args("github", fake.git.path, fake.full_name, fake.url, trust_gpg=keys.carol_asc)
+    args += ["--state-dir", str(tmp_path / "st"), "--github-webhook-secret", SECRET, "--interval", "300s", *extra]
     return Service(args, tmp_path, env={"GITHUB_TOKEN": fake.token(BOT)}).start()
 
 

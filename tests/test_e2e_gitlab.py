@@ -14,7 +14,7 @@ import pytest
 import requests
 from fakes.gitlab import FakeGitLab, running
 from flagger import Canary, Phase, gitgate_webhooks
-from helpers import Keys, Service, wait_for
+from helpers import Keys, Service, forge_args, wait_for
 
 PROJECT = "acme/approvals"
 NS, NAME = "test", "podinfo"
@@ -28,28 +28,9 @@ def fake(tmp_path: Path, keys: Keys) -> Iterator[FakeGitLab]:
 
 
 def test_merge_request_review_merge_webhook_open(fake: FakeGitLab, keys: Keys, tmp_path: Path) -> None:
-    args = [
-        "--repo",
-        str(fake.git_dir),
-        "--trust-gpg",
-        str(keys.carol_asc),
-        "--state-dir",
-        str(tmp_path / "st"),
-        "--forge",
-        "gitlab",
-        "--forge-repo",
-        PROJECT,
-        "--api-url",
-        fake.url,
-        "--token",
-        "alice-token",
-        "--require-approvals",
-        "1",
-        "--gitlab-webhook-token",
-        "hook-secret",
-        "--interval",
-        "300s",
-    ]
+    args = forge_args("gitlab", fake.git_dir, PROJECT, fake.url, trust_gpg=keys.carol_asc, token="alice-token")
+    args += ["--state-dir", str(tmp_path / "st"), "--require-approvals", "1"]
+    args += ["--gitlab-webhook-token", "hook-secret", "--interval", "300s"]
     svc = Service(args, tmp_path).start()
     bob = gitlab.Gitlab(fake.url, private_token="bob-token", timeout=5)
     try:

@@ -23,7 +23,7 @@ import pytest
 from fakes.github import FakeGitHub, GitHubOpenAPI
 from fakes.gitlab import FakeGitLab, running
 from forge_contract import spec
-from helpers import Keys, Service, wait_for
+from helpers import Keys, Service, forge_args, wait_for
 
 from gitgate.forges.base import Forge
 from gitgate.forges.github import GitHubForge
@@ -372,8 +372,8 @@ def test_the_service_answers_closed_through_a_rate_limit_and_opens_the_request_a
     tmp_path: Path, keys: Keys
 ) -> None:
     with running(tmp_path / "gitlab", signing_key=keys.carol.key, gnupg_home=str(keys.gnupg_signers)) as gl:
-        args = ["--repo", str(gl.git_dir), "--trust-gpg", str(keys.carol_asc), "--state-dir", str(tmp_path / "st")]
-        args += ["--forge", "gitlab", "--forge-repo", "acme/approvals", "--api-url", gl.url, "--token", "alice-token"]
+        args = forge_args("gitlab", gl.git_dir, "acme/approvals", gl.url, trust_gpg=keys.carol_asc, token="alice-token")
+        args += ["--state-dir", str(tmp_path / "st")]
         svc = Service(args, tmp_path).start()
         try:
             gl.fail("*", "", 429, {"message": "429 Too Many Requests"}, headers={"Retry-After": "2"}, times=-1)

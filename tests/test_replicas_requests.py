@@ -27,7 +27,7 @@ import requests
 from fakes.github import FakeGitHub, GitHubOpenAPI
 from fakes.gitlab import running
 from github import Auth, Github
-from helpers import Approvals, Keys, Service, wait_for
+from helpers import Approvals, Keys, Service, forge_args, wait_for
 
 from gitgate.forges.local import LocalForge
 
@@ -96,20 +96,8 @@ def _github_site(tmp_path: Path, keys: Keys, openapi: GitHubOpenAPI) -> Iterator
         yield Site(
             kind="github",
             args=[
-                "--repo",
-                str(gh.git.path),
-                "--trust-gpg",
-                str(keys.carol_asc),
-                "--forge",
-                "github",
-                "--forge-repo",
-                gh.full_name,
-                "--api-url",
-                gh.url,
-                "--github-webhook-secret",
-                SECRET,
-                "--interval",
-                "300s",
+                *forge_args("github", gh.git.path, gh.full_name, gh.url, trust_gpg=keys.carol_asc),
+                *["--github-webhook-secret", SECRET, "--interval", "300s"],
             ],
             env={"GITHUB_TOKEN": gh.token(BOT)},
             requests_for_branch=lambda: [(p.number, p.state) for p in gh.pulls.values() if p.head == BRANCH],
@@ -157,22 +145,8 @@ def _gitlab_site(tmp_path: Path, keys: Keys) -> Iterator[Site]:
         yield Site(
             kind="gitlab",
             args=[
-                "--repo",
-                str(gl.git_dir),
-                "--trust-gpg",
-                str(keys.carol_asc),
-                "--forge",
-                "gitlab",
-                "--forge-repo",
-                project,
-                "--api-url",
-                gl.url,
-                "--token",
-                "alice-token",
-                "--gitlab-webhook-token",
-                "hook-secret",
-                "--interval",
-                "300s",
+                *forge_args("gitlab", gl.git_dir, project, gl.url, trust_gpg=keys.carol_asc, token="alice-token"),
+                *["--gitlab-webhook-token", "hook-secret", "--interval", "300s"],
             ],
             env={},
             requests_for_branch=lambda: [(m.iid, m.state) for m in gl.mrs.values() if m.source_branch == BRANCH],
