@@ -59,6 +59,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import hostile  # noqa: E402 - shared with the tests, found through the path above
 import requests  # noqa: E402
+from servers import free_port  # noqa: E402 - a sibling script, found as this one is run
 
 from gitgate.metrics import Metrics  # noqa: E402
 from gitgate.schema import parse_gate, parse_policy  # noqa: E402
@@ -311,12 +312,6 @@ def fuzz_http(seconds: float, seed: int) -> Result:
 
 
 # --- a real service --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

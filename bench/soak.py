@@ -37,7 +37,6 @@ import platform
 import random
 import shlex
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from servers import free_port  # a sibling script (bench/), found as this one is run
 
 HOST = "127.0.0.1"
 HOOKS = ("confirm-rollout", "confirm-traffic-increase", "confirm-promotion", "rollback")
@@ -263,12 +264,6 @@ class Load:
 
 
 # --- the service --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def proc_sample(pid: int) -> dict[str, float]:
