@@ -314,25 +314,6 @@ class Mirror:
         out = self.git("log", "-1", "--no-show-signature", "--format=%ct", commit).stdout
         return int(out.decode().strip())
 
-    def tree_kind(self, commit: str, path: str) -> str | None:
-        """'tree', 'blob', ... for commit:path, or None if the path is absent."""
-        proc = self.git("cat-file", "-t", f"{commit}:{path}", check=False)
-        return proc.stdout.decode().strip() if proc.returncode == 0 else None
-
-    def ls_tree(self, commit: str, path: str) -> list[TreeEntry]:
-        """Every entry below folder `path` of `commit`, recursively, with repo-relative paths."""
-        spec = f"{commit}:{path}" if path else f"{commit}^{{tree}}"
-        out = self.git("ls-tree", "-r", "-z", "--full-tree", spec).stdout
-        entries = []
-        prefix = f"{path}/" if path else ""
-        for item in out.split(b"\0"):
-            if not item:
-                continue
-            meta, _, name = item.partition(b"\t")
-            mode, kind, oid = meta.decode().split(" ")
-            entries.append(TreeEntry(mode, kind, oid, prefix + name.decode("utf-8", "surrogateescape")))
-        return entries
-
     def tree_entries(self, commit: str, paths: Iterable[str]) -> list[TreeEntry]:
         """Every non-tree entry of `commit` at or below `paths` (the whole tree if none), in one call."""
         out = self.git("ls-tree", "-r", "-z", "--full-tree", commit, "--", *paths).stdout
@@ -363,15 +344,6 @@ class Mirror:
             else:
                 changes.append((status[0], TreeEntry(new_mode, _kind(new_mode), new_oid, path)))
         return changes
-
-    def entry(self, commit: str, path: str) -> TreeEntry | None:
-        out = self.git("ls-tree", "-z", "--full-tree", commit, "--", path).stdout
-        for item in out.split(b"\0"):
-            meta, _, name = item.partition(b"\t")
-            if name.decode("utf-8", "surrogateescape") == path:
-                mode, kind, oid = meta.decode().split(" ")
-                return TreeEntry(mode, kind, oid, path)
-        return None
 
     def read_blobs(self, oids: Iterable[str], *, limit: int) -> dict[str, bytes | None]:
         """Many blobs through one `git cat-file --batch`; a blob over `limit` bytes maps to None."""

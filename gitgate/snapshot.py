@@ -91,7 +91,7 @@ class SnapshotBuilder:
         stored = self.store.load() if self.store is not None else {}
         skip = len(self.gates_path) + 1 if self.gates_path else 0
         for entry in self.mirror.tree_entries(commit, self._pathspecs):
-            if entry.mode == "100644" and (entry.path, entry.oid) in stored:  # its path was checked when stored
+            if entry.mode in _BLOB_MODES and (entry.path, entry.oid) in stored:  # its path was checked when stored
                 namespace, _, file = entry.path[skip:].partition("/")
                 wanted.append((entry, CanaryRef(sys.intern(namespace), file[:-5])))
                 continue
