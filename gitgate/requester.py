@@ -163,7 +163,7 @@ class Requester:
         self.open_now(item)
 
     def open_now(self, item: Wanted) -> Wanted:
-        held = self._hold_until - self.monotonic()
+        held = self._held()
         if held > 0:  # the forge is down or rate limited: ask nothing before it said (or the backoff says)
             item.state, item.retry_at = "failed", self._hold_until
             item.error = f"{self._hold_reason} (the forge is left alone for {held:.0f}s more)"
@@ -187,6 +187,10 @@ class Requester:
             log.exception("opening a request failed")
             self._failed(item, f"{type(e).__name__}: {e}", BACKOFF_CAP)
         return item
+
+    def _held(self) -> float:
+        """Seconds the forge is still left alone after a failure (0 or less: not held)."""
+        return self._hold_until - self.monotonic()
 
     def _hold(self, e: ForgeError) -> float:
         """The forge failed as a whole (5xx, timeout, rate limit, 401): ask it nothing for a while."""
@@ -213,7 +217,7 @@ class Requester:
         the canary is pending, another event only updates it; while the forge is held after a
         failure, nothing is asked of it (the requests stay open until a later event)."""
         with self._lock:
-            held = self._hold_until - self.monotonic()
+            held = self._held()
             if held > 0:
                 log.info("not closing the other requests of %s: the forge is left alone for %.0fs more", canary, held)
                 return
@@ -227,8 +231,7 @@ class Requester:
     def _close_finished(self) -> None:
         with self._lock:
             finished, self._finished = self._finished, {}
-        held = self._hold_until - self.monotonic()
-        if not finished or held > 0:
+        if not finished or self._held() > 0:
             if finished:
                 log.info("not closing the other requests of %d canaries: the forge is held", len(finished))
             return
@@ -239,10 +242,6 @@ class Requester:
             log.warning("could not close requests of finished canaries: %s (forge left alone for %.0fs)", e, wait)
         except GitgateError as e:
             log.warning("could not close requests of finished canaries: %s", e)
-
-    def close_others(self, canary: CanaryRef, keep_checksum: str | None, phase: str) -> int:
-        """The canary finished (Succeeded/Failed): close its open requests for other revisions, now."""
-        return self._close({canary: (keep_checksum, phase)})
 
     def _close(self, finished: dict[CanaryRef, tuple[str | None, str]]) -> int:
         """One listing of the forge's open requests; close those of each finished canary, but the one
