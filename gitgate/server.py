@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from gitgate import __version__
 from gitgate.decide import decide
@@ -35,6 +37,7 @@ from gitgate.status import (
 from gitgate.webhooks import github_signature_ok, gitlab_token_ok, pushed_branch
 from gitgate.wire import MAX_BODY, BadRequest, check_request, parse_payload
 
+log = logging.getLogger("gitgate.server")
 ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 WEBHOOK_BODY = 1 << 20
 
@@ -46,11 +49,10 @@ def _text(body: str, status: int, **headers: str) -> Response:
     return resp
 
 
-def _check_body() -> bytes:
+def _check_body(environ: dict[str, Any]) -> bytes:
     """The body of a check, read straight from the WSGI input: the server (waitress) has already
     received it whole, de-chunked, and set CONTENT_LENGTH. Werkzeug's stream wrappers would cost
     as much as the rest of the answer; the 64 KiB limit stays, as a 413."""
-    environ = request.environ
     given = environ.get("CONTENT_LENGTH") or ""
     if not given:
         # No length: a chunked body a server passed on as is (werkzeug's dev server does).
@@ -66,6 +68,44 @@ def _check_body() -> bytes:
 
 def _header_safe(text: str) -> str:
     return text.encode("ascii", "backslashreplace").decode("ascii")[:1000]
+
+
+Answer = tuple[int, str, dict[str, str]]  # status, text, extra headers
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Any]
+
+
+class _CheckPath:
+    """Flagger's checks (a POST with a length) answered ahead of Flask; everything else, and any
+    other method on the check paths, goes on to Flask.
+
+    The check is what Flagger polls, per canary and gate, every interval. Flask's request
+    context, routing, signals and response object cost as much as the answer itself (measured:
+    docs/performance.md, "The check path"); here a check costs its own work and waitress's."""
+
+    def __init__(self, app: WSGIApp, routes: dict[str, Callable[[dict[str, Any]], Answer]]) -> None:
+        self.app = app
+        self.routes = routes
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
+        handler = self.routes.get(environ.get("PATH_INFO", ""))
+        if handler is None or environ.get("REQUEST_METHOD") != "POST" or not environ.get("CONTENT_LENGTH"):
+            return self.app(environ, start_response)
+        try:
+            status, text, extra = handler(environ)
+        except Exception:  # never a traceback to the caller, never an open gate
+            log.exception("answering %s failed; answered 500 (closed)", environ.get("PATH_INFO"))
+            status, text, extra = 500, "internal error; the gate stays closed (see gitgate's log)", {}
+        body = (text + "\n").encode("utf-8", "backslashreplace")
+        headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+        headers += extra.items()
+        start_response(
+            _STATUS_LINES.get(status) or f"{status} {HTTP_STATUS_CODES.get(status, 'UNKNOWN').upper()}", headers
+        )
+        return [body]
+
+
+_STATUS_LINES = {code: f"{code} {HTTP_STATUS_CODES[code].upper()}" for code in (200, 400, 403, 413)}
 
 
 def create_app(
@@ -108,14 +148,14 @@ def create_app(
             resp.headers["X-Gitgate-Commit"] = commit_of(source.snapshot)
         return resp
 
-    def answer(hook: Hook | None) -> Response:
+    def answer(environ: dict[str, Any], hook: Hook | None, path: str) -> Answer:
         started = time.perf_counter()
         snap = source.snapshot
         try:
-            req = check_request(parse_payload(_check_body()), hook)
+            req = check_request(parse_payload(_check_body(environ)), hook)
         except BadRequest as e:
-            metrics.bad_requests.labels(request.path).inc()
-            return _text(str(e), e.status, X_Gitgate_Commit=commit_of(snap))
+            metrics.bad_requests.labels(path).inc()
+            return e.status, str(e), {"X-Gitgate-Commit": commit_of(snap)}
         now = clock()
         spec = None
         url = None
@@ -137,16 +177,26 @@ def create_app(
         counted[req.hook, decision.open].inc()
         timed(time.perf_counter() - started)
         if decision.open:
-            return _text(
-                "Approved", 200, X_Gitgate_Commit=decision.commit, X_Gitgate_Reason=_header_safe(decision.reason)
+            return (
+                200,
+                "Approved",
+                {"X-Gitgate-Commit": decision.commit, "X-Gitgate-Reason": _header_safe(decision.reason)},
             )
-        return _text(decision.reason, 403, X_Gitgate_Commit=decision.commit)
+        return 403, decision.reason, {"X-Gitgate-Commit": decision.commit}
+
+    lean: dict[str, Callable[[dict[str, Any]], Answer]] = {}
 
     def route(rule: str, hook: Hook | None) -> None:
         check_paths.add(rule)
-        app.add_url_rule(
-            rule, endpoint=rule, view_func=lambda: answer(hook), methods=ANY_METHOD, provide_automatic_options=False
-        )
+
+        def flask_view() -> Response:  # other methods, or a body without a length
+            status, text, extra = answer(request.environ, hook, rule)
+            resp = _text(text, status)
+            resp.headers.update(extra)
+            return resp
+
+        lean[rule] = lambda environ: answer(environ, hook, rule)
+        app.add_url_rule(rule, endpoint=rule, view_func=flask_view, methods=ANY_METHOD, provide_automatic_options=False)
 
     route("/gate/check", None)
     route("/gate/check/confirm-rollout", Hook.CONFIRM_ROLLOUT)
@@ -321,4 +371,5 @@ def create_app(
     def page() -> Response:
         return Response(render_page(full_status(PAGE_GATES)), mimetype="text/html")
 
+    app.wsgi_app = _CheckPath(app.wsgi_app, lean)  # type: ignore[method-assign]
     return app

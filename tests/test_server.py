@@ -622,6 +622,46 @@ def test_property_check_answers_follow_the_contract_for_any_payload(
             one_line(resp)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    path=st.sampled_from(list(CHECKS)),
+    fields=st.fixed_dictionaries(FIELDS),
+    extra=EXTRA_KEYS,
+    other=st.sampled_from(["PUT", "PATCH", "DELETE", "GET"]),
+)
+def test_property_a_post_answers_exactly_as_the_same_check_by_any_other_method(
+    path: str, fields: dict[str, tuple[Any, bool]], extra: dict[str, Any], other: str
+) -> None:
+    # Flagger's POSTs are answered ahead of Flask (the lean path); other methods go through Flask.
+    # Both must give the same status, text and headers for the same body.
+    doc = {**extra, **{k: v for k, (v, _) in fields.items() if v is not MISSING}}
+    body = json.dumps(doc).encode()
+    lean, flask = post(FUZZ_CLIENT, path, body), post(FUZZ_CLIENT, path, body, method=other)
+    assert (lean.status, lean.get_data()) == (flask.status, flask.get_data())
+    named = ("Content-Type", "Content-Length", "X-Gitgate-Commit", "X-Gitgate-Reason")
+    assert [(k, lean.headers.get(k)) for k in named] == [(k, flask.headers.get(k)) for k in named]
+
+
+class Broken(Source):
+    """A source whose snapshot cannot be read (a bug, not a state): the check must fail closed."""
+
+    @property  # type: ignore[override]
+    def snapshot(self) -> Snapshot | None:
+        raise RuntimeError("the snapshot is gone")
+
+    @snapshot.setter
+    def snapshot(self, value: Snapshot | None) -> None:
+        pass
+
+
+def test_a_check_that_fails_inside_answers_500_closed_and_logs_why(caplog: pytest.LogCaptureFixture) -> None:
+    client = create_app(source=Broken(None), metrics=Metrics(), clock=Clock(NOW)).test_client()
+    resp = post(client, "/gate/check/confirm-promotion")
+    assert resp.status_code == 500
+    assert "the gate stays closed" in one_line(resp)
+    assert "the snapshot is gone" in caplog.text and "/gate/check/confirm-promotion" in caplog.text
+
+
 PATH_CHARS = string.ascii_letters + string.digits + "/-._~%:@!$&'()*+,;= é"
 
 
