@@ -1,10 +1,15 @@
 """Parsed gate files kept on disk, keyed by (path, blob id), so a restart does not parse them again.
 
-One JSON value per line in `<state-dir>/parsed.jsonl`: a header naming the format, the gitgate
-version and the gates folder, then `[path, blob id, gate]` for each valid gate file parsed. Lines are
-appended as files change and the file is rewritten whole (atomically) when it holds too many stale
-lines. Anything unexpected (another version, a torn last line, a value that does not decode) only
-costs a parse: the entry, or the whole file, is ignored and the gate file is read from git again.
+`<state-dir>/parsed.jsonl` holds a JSON header naming the format, the gitgate version and the
+gates folder, then one line per valid gate file parsed: its path, blob id, a CRC-32 of the rest and
+the parsed gate as JSON, separated by tabs. Lines are appended as files change and the file is
+rewritten whole (atomically) when it holds too many stale lines. Anything unexpected (another
+version, a torn or damaged line) only costs a parse: the entry, or the whole file, is ignored and
+the gate file is read from git again.
+
+A restart does not even decode what it takes from the store: a snapshot's gates stay as the stored
+text until a check (or the status) first asks for one (StoredGates). Building 100,000 gate objects
+took longer than everything else a warm restart does.
 """
 
 from __future__ import annotations
@@ -12,18 +17,21 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterable
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from gitgate import __version__
+from gitgate.errors import GitgateError
 from gitgate.model import Approval, CanaryRef, Default, FreezeWindow, Gate
 from gitgate.state import write_atomic
 
 log = logging.getLogger("gitgate.parse_store")
-FORMAT = 1
+FORMAT = 2
 Key = tuple[str, str]  # (path, blob id)
+Stored = Gate | str  # a gate, or its encoded form as JSON text, decoded on first use
 
 
 def encode_gate(gate: Gate) -> list[Any]:
@@ -35,6 +43,10 @@ def encode_gate(gate: Gate) -> list[Any]:
         ],
         [[w.start, int(w.duration.total_seconds()), w.timezone, w.reason, w.source] for w in gate.freeze],
     ]
+
+
+def encoded_text(value: Stored) -> str:
+    return value if isinstance(value, str) else json.dumps(encode_gate(value))
 
 
 _SHARED: dict[tuple[Any, ...], Approval] = {}  # approvals for any revision (checksum "*"), by their fields
@@ -74,6 +86,60 @@ def decode_gate(canary: CanaryRef, path: str, value: list[Any]) -> Gate:
     )
 
 
+class StoredGateUnreadable(GitgateError):
+    """A stored gate did not decode. Never a KeyError: "no gate file" is an answer (a policy's
+    default could open the gate), this is a failure, answered closed."""
+
+
+class StoredGates(Mapping[CanaryRef, Gate]):
+    """A snapshot's gates, some still as the parse store's text, each decoded the first time it is
+    asked for. Store lines are checked (CRC-32) when loaded, so a gate that does not decode means a
+    bug or a forged state dir: the lookup raises StoredGateUnreadable (the check answers 500,
+    closed), and `damaged` tells the reconciler to read the commit from git again."""
+
+    __slots__ = ("_gates_path", "_items", "damaged")
+
+    def __init__(self, items: dict[CanaryRef, Stored], gates_path: str) -> None:
+        self._items = items
+        self._gates_path = gates_path
+        self.damaged = False
+
+    def __getitem__(self, canary: CanaryRef) -> Gate:
+        value = self._items[canary]
+        if not isinstance(value, str):
+            return value
+        path = f"{self._gates_path}/{canary.namespace}/{canary.name}.yaml" if self._gates_path else f"{canary}.yaml"
+        try:
+            gate = decode_gate(canary, path, json.loads(value))
+        except Exception as e:  # anything at all: the gate must not be read as absent or as open
+            self.damaged = True
+            log.error("%s: its stored parse does not decode (%s); answering closed until it is read again", path, e)
+            raise StoredGateUnreadable(f"{path}: stored parse does not decode") from None
+        self._items[canary] = gate  # threads that race here store equal gates
+        return gate
+
+    def __contains__(self, canary: object) -> bool:
+        return canary in self._items
+
+    def __iter__(self) -> Iterator[CanaryRef]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def raw(self) -> dict[CanaryRef, Stored]:
+        """A copy of the entries as they are (decoded or not), to build the next snapshot from."""
+        return dict(self._items)
+
+
+def _line(path: str, oid: str, value: Stored) -> str | None:
+    if not path.isprintable() or "\t" in path:  # never for a valid gate path under a usual --path
+        return None
+    text = encoded_text(value)
+    body = f"{path}\t{oid}\t{text}"
+    return f"{path}\t{oid}\t{zlib.crc32(body.encode()):08x}\t{text}\n"
+
+
 class ParseStore:
     def __init__(self, file: Path, gates_path: str) -> None:
         self.file = file
@@ -82,16 +148,16 @@ class ParseStore:
         # of this format to append to.
         self.lines: int | None = None
 
-    def load(self) -> dict[Key, list[Any]]:
-        """Every (path, blob id) -> encoded gate in the file; empty if it is absent or not ours."""
+    def load(self) -> dict[Key, str]:
+        """Every (path, blob id) -> the stored gate as JSON text; empty if absent or not ours."""
         try:
-            text = self.file.read_text(encoding="utf-8")
+            data = self.file.read_bytes()
         except FileNotFoundError:
             return {}
-        except (OSError, UnicodeDecodeError) as e:
+        except OSError as e:
             log.warning("%s: unreadable (%s); gate files will be parsed again", self.file, e)
             return {}
-        lines = text.split("\n")
+        lines = data.split(b"\n")
         try:
             header = json.loads(lines[0])
         except ValueError:
@@ -99,27 +165,27 @@ class ParseStore:
         if header != self.header:
             log.info("%s: written by another version or for another --path; it will be rewritten", self.file)
             return {}
-        entries = [line for line in lines[1:] if line]
-        try:
-            records = json.loads(f"[{','.join(entries)}]")  # one call: several times faster than a line at a time
-        except ValueError:
-            records = []
-            for line in entries:
-                try:
-                    records.append(json.loads(line))
-                except ValueError:
-                    continue  # a torn last line after a crash; the entry is parsed again
-        out: dict[Key, list[Any]] = {}
-        for record in records:
-            if isinstance(record, list) and len(record) == 3:
-                path, oid, value = record
-                if isinstance(path, str) and isinstance(oid, str) and isinstance(value, list):
-                    out[(path, oid)] = value
-        self.lines = len(entries)
+        entries = lines[1:-1]  # the last is what follows the last line break: empty, or a torn line
+        out: dict[Key, str] = {}
+        crc32 = zlib.crc32
+        for line in entries:
+            parts = line.split(b"\t", 3)
+            if len(parts) != 4:
+                continue
+            path, oid, crc, text = parts
+            body = b"%s\t%s\t%s" % (path, oid, text)
+            if crc != b"%08x" % crc32(body):
+                continue  # damaged: parsed again
+            try:
+                out[(path.decode(), oid.decode())] = text.decode()
+            except UnicodeDecodeError:
+                continue
+        # A torn last line would have the next append run into it: rewrite instead.
+        self.lines = len(entries) if lines[-1] == b"" else None
         return out
 
-    def append(self, items: list[tuple[str, str, Gate]]) -> None:
-        text = "".join(json.dumps([path, oid, encode_gate(gate)]) + "\n" for path, oid, gate in items)
+    def append(self, items: list[tuple[str, str, Stored]]) -> None:
+        text = "".join(line for path, oid, value in items if (line := _line(path, oid, value)))
         if not text:
             return
         if self.lines is None:
@@ -133,12 +199,20 @@ class ParseStore:
             return
         self.lines += text.count("\n")
 
-    def rewrite(self, items: Iterable[tuple[str, str, Gate]]) -> None:
+    def rewrite(self, items: Iterable[tuple[str, str, Stored]]) -> None:
         parts = [json.dumps(self.header) + "\n"]
-        parts += [json.dumps([path, oid, encode_gate(gate)]) + "\n" for path, oid, gate in items]
+        parts += [line for path, oid, value in items if (line := _line(path, oid, value))]
         try:
             write_atomic(self.file, "".join(parts).encode())
         except OSError as e:
             log.warning("%s: could not write (%s)", self.file, e.strerror)
             return
         self.lines = len(parts) - 1
+
+    def discard(self) -> None:
+        """Forget every stored parse (the next build reads every file from git)."""
+        try:
+            self.file.unlink(missing_ok=True)
+        except OSError as e:
+            log.warning("%s: could not remove (%s)", self.file, e.strerror)
+        self.lines = None

@@ -223,6 +223,7 @@ class Reconciler:
             return outcome
 
     def _reconcile(self) -> Outcome:
+        self._repair()
         self.last_fetch = self.clock()
         try:
             self._fetch()
@@ -249,6 +250,18 @@ class Reconciler:
         if head in self._refused_heads:
             return Outcome("refused", head, self._refused_heads[head].reason)
         return self._advance(head)
+
+    def _repair(self) -> None:
+        """A stored parse that did not decode (its checks answer 500, closed): read the served
+        commit from git again, every file parsed anew."""
+        snap = self.snapshot
+        if snap is None or not getattr(snap.gates, "damaged", False):
+            return
+        log.warning("a stored parse of %s did not decode; reading every gate file from git again", snap.commit[:12])
+        try:
+            self._swap(self.builder.rebuild(snap.commit, verified=snap.verified, forget_store=True))
+        except InvalidFiles as e:  # cannot happen for a commit served before; keep answering as now
+            log.error("commit %s read again is refused: %s", snap.commit[:12], e)
 
     def _advance(self, head: str) -> Outcome:
         base = self.verified.commit if self.verified else None

@@ -19,6 +19,7 @@ from gitgate.decide import decide
 from gitgate.metrics import CONTENT_TYPE, Metrics
 from gitgate.model import CanaryRef, Decision, Hook
 from gitgate.openapi import openapi_document
+from gitgate.parse_store import StoredGateUnreadable
 from gitgate.request import RequestSpec, branch_name
 from gitgate.requester import Requester, Wanted
 from gitgate.status import (
@@ -169,7 +170,11 @@ def create_app(
                 waiting_since=now,
             )
             url = requester.url_for(spec)
-        decision: Decision = decide(snap, req, now, request_url=url)
+        try:
+            decision: Decision = decide(snap, req, now, request_url=url)
+        except StoredGateUnreadable:  # answered 500 (closed); the reconciler reads it from git again
+            source.trigger()
+            raise
         wanted = request_on_deny and not decision.open and snap is not None and decision.frozen_until is None
         if wanted and spec is not None and requester is not None:
             requester.want(spec)  # never blocks: the forge is called on the requester's thread

@@ -8,7 +8,8 @@ on its path and content alone: the problems of a new commit are exactly the prob
 it changed. Tests build every commit both ways and compare.
 
 Parsed gates are kept in a ParseStore on disk (keyed by path and blob id) when one is given, so a
-restart parses only what changed while it was down.
+restart parses only what changed while it was down; what it takes from the store stays as stored
+text until first asked for (StoredGates).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import json
 import logging
 import multiprocessing
 import os
@@ -26,12 +28,11 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
 
 from gitgate.errors import GitError, InvalidFiles, Problem
 from gitgate.git import Mirror, TreeEntry
-from gitgate.model import CanaryRef, Gate, Policy, Snapshot
-from gitgate.parse_store import ParseStore, decode_gate, encode_gate
+from gitgate.model import CanaryRef, Policy, Snapshot
+from gitgate.parse_store import ParseStore, Stored, StoredGates, encode_gate
 from gitgate.schema import MAX_FILE_BYTES, POLICY_FILE, canary_for_path, parse_gate, parse_policy
 
 log = logging.getLogger("gitgate.snapshot")
@@ -77,9 +78,12 @@ class SnapshotBuilder:
         self._last = snap
         return snap
 
-    def rebuild(self, commit: str, *, verified: bool = True) -> Snapshot:
-        """Build from the whole tree, as the first build does."""
+    def rebuild(self, commit: str, *, verified: bool = True, forget_store: bool = False) -> Snapshot:
+        """Build from the whole tree, as the first build does; with `forget_store`, parse every
+        file again (a stored parse did not decode)."""
         self._last = None
+        if forget_store and self.store is not None:
+            self.store.discard()
         return self.build(commit, verified=verified)
 
     # --- the two ways to a snapshot ---------------------------------------------------------
@@ -88,7 +92,7 @@ class SnapshotBuilder:
         started = time.perf_counter()
         problems: list[Problem] = []
         wanted: list[tuple[TreeEntry, CanaryRef]] = []
-        stored = self.store.load() if self.store is not None else {}
+        stored: dict[tuple[str, str], str] = self.store.load() if self.store is not None else {}
         skip = len(self.gates_path) + 1 if self.gates_path else 0
         for entry in self.mirror.tree_entries(commit, self._pathspecs):
             if entry.mode in _BLOB_MODES and (entry.path, entry.oid) in stored:  # its path was checked when stored
@@ -98,7 +102,7 @@ class SnapshotBuilder:
             canary = self._classify(entry, problems)
             if canary is not None:
                 wanted.append((entry, canary))
-        gates: dict[CanaryRef, Gate] = {}
+        gates: dict[CanaryRef, Stored] = {}
         policies: dict[str, Policy] = {}
         fresh = self._parse(wanted, gates, policies, problems, stored)
         if problems:
@@ -107,8 +111,7 @@ class SnapshotBuilder:
             lines = self.store.lines
             if lines is None or lines + len(fresh) > len(gates) * 3 // 2 + 100:
                 # Mostly stale lines (older versions, deleted files, refused commits): start afresh.
-                oids = {e.path: e.oid for e, c in wanted if c is not _POLICY}
-                self.store.rewrite((g.path, oids[g.path], g) for g in gates.values())
+                self.store.rewrite((e.path, e.oid, gates[c]) for e, c in wanted if c is not _POLICY)
             else:
                 self.store.append(fresh)
         del stored, wanted
@@ -126,7 +129,7 @@ class SnapshotBuilder:
     def _incremental(self, last: Snapshot, commit: str, verified: bool) -> Snapshot:
         problems: list[Problem] = []
         wanted: list[tuple[TreeEntry, CanaryRef]] = []
-        gates = dict(last.gates)
+        gates: dict[CanaryRef, Stored] = last.gates.raw() if isinstance(last.gates, StoredGates) else dict(last.gates)
         policies = {p.path: p for p in last.policies}
         for status, entry in self.mirror.changed_entries(last.commit, commit, self._pathspecs):
             if status == "D":
@@ -172,28 +175,25 @@ class SnapshotBuilder:
     def _parse(
         self,
         wanted: list[tuple[TreeEntry, CanaryRef]],
-        gates: dict[CanaryRef, Gate],
+        gates: dict[CanaryRef, Stored],
         policies: dict[str, Policy],
         problems: list[Problem],
-        stored: dict[tuple[str, str], list[Any]],
-    ) -> list[tuple[str, str, Gate]]:
+        stored: dict[tuple[str, str], str],
+    ) -> list[tuple[str, str, Stored]]:
         """Parse `wanted` into `gates` and `policies` (updated in place); return the gates parsed
         from git (not taken from `stored`) as (path, blob id, gate)."""
         todo = []
         for entry, canary in wanted:
             value = stored.get((entry.path, entry.oid)) if canary is not _POLICY else None
             if value is not None:
-                try:
-                    gates[canary] = decode_gate(canary, entry.path, value)
-                    continue
-                except (ValueError, TypeError, KeyError):
-                    log.info("%s: stored parse unreadable; parsing it again", entry.path)
+                gates[canary] = value  # decoded when first asked for
+                continue
             todo.append((entry, canary))
         blobs = self.mirror.read_blobs([e.oid for e, _ in todo], limit=MAX_FILE_BYTES) if todo else {}
         parsed = _parse_gates(
             [(e.path, c, data) for e, c in todo if c is not _POLICY and (data := blobs[e.oid]) is not None]
         )
-        fresh: list[tuple[str, str, Gate]] = []
+        fresh: list[tuple[str, str, Stored]] = []
         for entry, canary in todo:
             data = blobs[entry.oid]
             if data is None:
@@ -212,13 +212,13 @@ class SnapshotBuilder:
         return fresh
 
     def _snapshot(
-        self, commit: str, gates: dict[CanaryRef, Gate], policies: Iterable[Policy], verified: bool
+        self, commit: str, gates: dict[CanaryRef, Stored], policies: Iterable[Policy], verified: bool
     ) -> Snapshot:
         order = self._policy_paths
         return Snapshot(
             commit=commit,
             gates_path=self.gates_path,
-            gates=gates,
+            gates=StoredGates(gates, self.gates_path),
             policies=tuple(sorted(policies, key=lambda p: order.index(p.path))),
             verified=verified,
         )
@@ -227,7 +227,7 @@ class SnapshotBuilder:
 # --- parsing many files at once ----------------------------------------------------------------
 
 PARALLEL_FROM = 4_000  # gate files to parse before other processes help (a first start, mostly)
-_Parsed = tuple[Gate | None, list[Problem]]
+_Parsed = tuple[Stored | None, list[Problem]]
 
 
 def _parse_gates(items: list[tuple[str, CanaryRef, bytes]]) -> dict[str, _Parsed]:
@@ -248,23 +248,22 @@ def _parse_gates(items: list[tuple[str, CanaryRef, bytes]]) -> dict[str, _Parsed
         log.warning("could not parse in other processes (%s); parsing %d files here", e, len(items))
         return {path: parse_gate(path, data, canary) for path, canary, data in items}
     out: dict[str, _Parsed] = {}
-    refs = {path: canary for path, canary, _ in items}
     for result in results:
         for path, value, found in result:
-            gate = decode_gate(refs[path], path, value) if value is not None else None
-            out[path] = (gate, [Problem(*p) for p in found])
+            out[path] = (value, [Problem(*p) for p in found])  # the gate as stored text, decoded when asked for
     return out
 
 
 def _parse_chunk(
     chunk: list[tuple[str, str, str, bytes]],
-) -> list[tuple[str, list[Any] | None, list[tuple[str, int | None, str, str]]]]:
-    """In a worker process: parse, and answer in plain values (cheap to send back)."""
+) -> list[tuple[str, str | None, list[tuple[str, int | None, str, str]]]]:
+    """In a worker process: parse, and answer each gate as the parse store's text (cheap to send
+    back, written to the store as it is, and decoded by the service only when first asked for)."""
     out = []
     for path, namespace, name, data in chunk:
         gate, found = parse_gate(path, data, CanaryRef(namespace, name))
         problems = [(p.file, p.line, p.key, p.message) for p in found]
-        out.append((path, encode_gate(gate) if gate is not None else None, problems))
+        out.append((path, json.dumps(encode_gate(gate)) if gate is not None else None, problems))
     return out
 
 

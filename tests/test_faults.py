@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -299,6 +300,43 @@ def test_a_restart_on_a_damaged_or_missing_clone_recovers(
         wrong_opens=len(tally.wrong_opens),
         crashes=0,
     )
+
+
+def test_a_stored_parse_that_does_not_decode_answers_closed_and_is_read_from_git_again(
+    approvals: Approvals, keys: Keys, tmp_path: Path, services: list[Service]
+) -> None:
+    # A restart takes parsed gates from <state-dir>/parsed.jsonl and decodes each when first asked.
+    # A line that passes its CRC but does not decode (a bug, a forged state dir) must never read
+    # as "no gate file": here the policy's default is open, so that would open the gate.
+    approvals.write("gitgate.yaml", "apiVersion: gitgate/v1\nkind: Policy\nspec:\n  default: open\n")
+    approvals.gate("test", "app0", default="closed", approvals=[{"hook": "confirm-promotion", "checksum": "aaa111"}])
+    approvals.land("gates", keys.alice)
+    state = tmp_path / "state"
+    svc = Service(serve_args(approvals, keys, state), tmp_path / "run")
+    services.append(svc)
+    svc.start()
+    answers = {s: svc.check("confirm-promotion", "test", "app0", s).status_code for s in ("aaa111", "zzz")}
+    assert answers == {"aaa111": 200, "zzz": 403}
+    svc.stop()
+
+    store = state / "parsed.jsonl"
+    header, line = store.read_text().splitlines()
+    path, oid, _crc, _value = line.split("\t")
+    forged = '["open", "every", "gate"]'
+    body = "\t".join((path, oid, forged))
+    store.write_text(f"{header}\n{path}\t{oid}\t{zlib.crc32(body.encode()):08x}\t{forged}\n")
+
+    svc.start()
+    first = svc.check("confirm-promotion", "test", "app0", "zzz")
+    assert first.status_code == 500, first.text  # closed, and it says so
+    assert "stays closed" in first.text
+    # That failure asked the reconciler to read the commit from git again, every file parsed anew.
+    wait_for(lambda: svc.check("confirm-promotion", "test", "app0", "zzz").status_code == 403)
+    assert svc.check("confirm-promotion", "test", "app0", "aaa111").status_code == 200
+    log = svc.log.read_text()
+    assert "gates/test/app0.yaml: its stored parse does not decode" in log
+    assert "reading every gate file from git again" in log
+    assert forged not in store.read_text()
 
 
 # --- SIGKILL in the middle of a reconcile --------------------------------------------------------

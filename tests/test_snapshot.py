@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import zlib
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from gitgate import snapshot
 from gitgate.errors import InvalidFiles
 from gitgate.git import Mirror
 from gitgate.model import CanaryRef, Snapshot
-from gitgate.parse_store import ParseStore
+from gitgate.parse_store import ParseStore, StoredGates, StoredGateUnreadable
 from gitgate.snapshot import SnapshotBuilder
 
 NAMES = [("team-a", "app-1"), ("team-a", "app-2"), ("team-b", "app-1"), ("team-c", "web")]
@@ -241,26 +242,80 @@ def test_a_restart_takes_parsed_gates_from_the_store_and_gets_the_same_snapshot(
     assert store.lines == 12 + 2  # the two new parses were appended; nothing else was parsed
 
 
+def stored_line(path: str, oid: str, value: str) -> str:
+    """A store line as gitgate writes it, CRC included: what a forged state dir would hold."""
+    body = "\t".join((path, oid, value))
+    return f"{path}\t{oid}\t{zlib.crc32(body.encode()):08x}\t{value}\n"
+
+
 def test_a_damaged_or_foreign_store_costs_a_parse_never_a_wrong_gate(tmp_path: Path) -> None:
     repo = Repo(tmp_path / "repo")
     commit = many_gates(repo, 6)
     store_file = tmp_path / "parsed.jsonl"
     expected = SnapshotBuilder(repo.mirror, "gates", store=ParseStore(store_file, "gates")).build(commit)
     header, *entries = store_file.read_text().splitlines()
+    path, oid, _crc, value = entries[1].split("\t")
 
-    damaged = [header, entries[0][:-7], "[1, 2, 3]", '["gates/team-0/app-0.yaml", "0000", {}]', *entries[1:]]
+    flipped = entries[2].replace("confirm", "cOnfirm") if "confirm" in entries[2] else entries[2].replace('"*"', '"x"')
+    assert flipped != entries[2]
+    damaged = [
+        header,
+        entries[0][:-7],  # torn
+        "[1, 2, 3]",
+        f"{path}\t{oid}\t{value}",  # no CRC
+        flipped,  # a changed character: the CRC no longer matches
+        entries[1],
+        *entries[3:],
+    ]
     store_file.write_text("\n".join(damaged) + "\n")
+    assert len(ParseStore(store_file, "gates").load()) == 4  # only the intact lines are taken
     assert SnapshotBuilder(repo.mirror, "gates", store=ParseStore(store_file, "gates")).build(commit) == expected
-    assert len(ParseStore(store_file, "gates").load()) == 6  # the torn entry was parsed again and stored
-
-    # An entry whose blob id matches but whose value is not a gate: ignored, parsed again.
-    path, oid = entries[1].split('"')[1], entries[1].split('"')[3]
-    store_file.write_text(f'{header}\n["{path}", "{oid}", ["ajar", [], []]]\n')
-    assert SnapshotBuilder(repo.mirror, "gates", store=ParseStore(store_file, "gates")).build(commit) == expected
+    assert len(ParseStore(store_file, "gates").load()) == 6  # the damaged entries were parsed again and stored
 
     store_file.write_text('{"format": 0}\n' + "\n".join(entries) + "\n")  # another version's file
     assert SnapshotBuilder(repo.mirror, "gates", store=ParseStore(store_file, "gates")).build(commit) == expected
     assert store_file.read_text().splitlines()[0] == header  # rewritten in this version's format
+
+
+def test_a_torn_last_line_is_never_appended_to(tmp_path: Path) -> None:
+    repo = Repo(tmp_path / "repo")
+    commit = many_gates(repo, 3)
+    store_file = tmp_path / "parsed.jsonl"
+    SnapshotBuilder(repo.mirror, "gates", store=ParseStore(store_file, "gates")).build(commit)
+    text = store_file.read_text()
+    store_file.write_text(text[:-20])  # killed while appending: no line break at the end
+    repo.write("gates/team-0/late.yaml", gate_yaml("team-0", "late"))
+    later = repo.commit()
+    store = ParseStore(store_file, "gates")
+    snap = SnapshotBuilder(repo.mirror, "gates", store=store).build(later)
+    assert snap == SnapshotBuilder(repo.mirror, "gates").build(later)
+    assert store_file.read_text().endswith("\n")
+    assert len(ParseStore(store_file, "gates").load()) == 4  # rewritten whole, every line intact
+
+
+@pytest.mark.parametrize("value", ['["ajar", [], []]', "[null, [[1]], []]", "{}", "[null, [], [[1, 2]]]", "not json"])
+def test_a_stored_gate_that_does_not_decode_is_an_error_never_a_missing_gate(tmp_path: Path, value: str) -> None:
+    # Lines pass their CRC check, so this is a bug or a forged state dir; the gate must not read as
+    # absent (a default-open policy would open it), and a rebuild reads it from git again.
+    repo = Repo(tmp_path / "repo")
+    commit = many_gates(repo, 3)
+    store_file = tmp_path / "parsed.jsonl"
+    expected = SnapshotBuilder(repo.mirror, "gates", store=ParseStore(store_file, "gates")).build(commit)
+    header, first, *rest = store_file.read_text().splitlines()
+    path, oid, _crc, _value = first.split("\t")
+    store_file.write_text(header + "\n" + stored_line(path, oid, value) + "".join(line + "\n" for line in rest))
+
+    builder = SnapshotBuilder(repo.mirror, "gates", store=ParseStore(store_file, "gates"))
+    snap = builder.build(commit)  # stored gates are decoded when first asked for
+    canary = CanaryRef("team-0", "app-0")
+    assert snap.gates.get(CanaryRef("team-1", "app-1")) == expected.gates[CanaryRef("team-1", "app-1")]
+    assert isinstance(snap.gates, StoredGates)
+    assert snap.gates.damaged is False
+    with pytest.raises(StoredGateUnreadable):
+        snap.gates.get(canary)
+    assert snap.gates.damaged is True
+    assert builder.rebuild(commit, forget_store=True) == expected
+    assert len(ParseStore(store_file, "gates").load()) == 3
 
 
 def test_a_store_written_for_another_path_is_not_used(tmp_path: Path) -> None:
