@@ -1,8 +1,8 @@
 """Parsed gate files kept on disk, keyed by (path, blob id), so a restart does not parse them again.
 
 `<state-dir>/parsed.jsonl` holds a JSON header naming the format, the gitgate version and the
-gates folder, then one line per valid gate file parsed: its path, blob id, a CRC-32 of the rest and
-the parsed gate as JSON, separated by tabs. Lines are appended as files change and the file is
+gates folder, then one line per valid gate file parsed: its path, blob id, the parsed gate as JSON
+and a CRC-32 of what comes before it, separated by tabs. Lines are appended as files change and the file is
 rewritten whole (atomically) when it holds too many stale lines. Anything unexpected (another
 version, a torn or damaged line) only costs a parse: the entry, or the whole file, is ignored and
 the gate file is read from git again.
@@ -135,9 +135,8 @@ class StoredGates(Mapping[CanaryRef, Gate]):
 def _line(path: str, oid: str, value: Stored) -> str | None:
     if not path.isprintable() or "\t" in path:  # never for a valid gate path under a usual --path
         return None
-    text = encoded_text(value)
-    body = f"{path}\t{oid}\t{text}"
-    return f"{path}\t{oid}\t{zlib.crc32(body.encode()):08x}\t{text}\n"
+    body = f"{path}\t{oid}\t{encoded_text(value)}"
+    return f"{body}\t{zlib.crc32(body.encode()):08x}\n"
 
 
 class ParseStore:
@@ -169,15 +168,14 @@ class ParseStore:
         out: dict[Key, str] = {}
         crc32 = zlib.crc32
         for line in entries:
-            parts = line.split(b"\t", 3)
-            if len(parts) != 4:
-                continue
-            path, oid, crc, text = parts
-            body = b"%s\t%s\t%s" % (path, oid, text)
+            body, _, crc = line.rpartition(b"\t")
             if crc != b"%08x" % crc32(body):
                 continue  # damaged: parsed again
+            parts = body.split(b"\t", 2)
+            if len(parts) != 3:
+                continue
             try:
-                out[(path.decode(), oid.decode())] = text.decode()
+                out[(parts[0].decode(), parts[1].decode())] = parts[2].decode()
             except UnicodeDecodeError:
                 continue
         # A torn last line would have the next append run into it: rewrite instead.

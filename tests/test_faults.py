@@ -321,10 +321,10 @@ def test_a_stored_parse_that_does_not_decode_answers_closed_and_is_read_from_git
 
     store = state / "parsed.jsonl"
     header, line = store.read_text().splitlines()
-    path, oid, _crc, _value = line.split("\t")
+    path, oid, _value, _crc = line.split("\t")
     forged = '["open", "every", "gate"]'
     body = "\t".join((path, oid, forged))
-    store.write_text(f"{header}\n{path}\t{oid}\t{zlib.crc32(body.encode()):08x}\t{forged}\n")
+    store.write_text(f"{header}\n{body}\t{zlib.crc32(body.encode()):08x}\n")
 
     svc.start()
     first = svc.check("confirm-promotion", "test", "app0", "zzz")

@@ -245,7 +245,7 @@ def test_a_restart_takes_parsed_gates_from_the_store_and_gets_the_same_snapshot(
 def stored_line(path: str, oid: str, value: str) -> str:
     """A store line as gitgate writes it, CRC included: what a forged state dir would hold."""
     body = "\t".join((path, oid, value))
-    return f"{path}\t{oid}\t{zlib.crc32(body.encode()):08x}\t{value}\n"
+    return f"{body}\t{zlib.crc32(body.encode()):08x}\n"
 
 
 def test_a_damaged_or_foreign_store_costs_a_parse_never_a_wrong_gate(tmp_path: Path) -> None:
@@ -254,7 +254,7 @@ def test_a_damaged_or_foreign_store_costs_a_parse_never_a_wrong_gate(tmp_path: P
     store_file = tmp_path / "parsed.jsonl"
     expected = SnapshotBuilder(repo.mirror, "gates", store=ParseStore(store_file, "gates")).build(commit)
     header, *entries = store_file.read_text().splitlines()
-    path, oid, _crc, value = entries[1].split("\t")
+    path, oid, value, _crc = entries[1].split("\t")
 
     flipped = entries[2].replace("confirm", "cOnfirm") if "confirm" in entries[2] else entries[2].replace('"*"', '"x"')
     assert flipped != entries[2]
@@ -302,7 +302,7 @@ def test_a_stored_gate_that_does_not_decode_is_an_error_never_a_missing_gate(tmp
     store_file = tmp_path / "parsed.jsonl"
     expected = SnapshotBuilder(repo.mirror, "gates", store=ParseStore(store_file, "gates")).build(commit)
     header, first, *rest = store_file.read_text().splitlines()
-    path, oid, _crc, _value = first.split("\t")
+    path, oid, _value, _crc = first.split("\t")
     store_file.write_text(header + "\n" + stored_line(path, oid, value) + "".join(line + "\n" for line in rest))
 
     builder = SnapshotBuilder(repo.mirror, "gates", store=ParseStore(store_file, "gates"))
