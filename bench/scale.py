@@ -17,7 +17,9 @@ Per repo size:
 - one-file commit: a signed commit changing one gate file lands, the service is told, and the cost
   of verifying and applying it (fetch excluded; `last_advance` in /api/v1/status) is read, 7 times;
 - check throughput: POST /gate/check/confirm-promotion (answer 403, rotating over every gate) and
-  GET /healthz of the same process, 16 connections, side by side.
+  GET /healthz of the same process, 16 connections, side by side. Checks are answered ahead of
+  Flask and /healthz through it, so at the detail size the same POST is also sent to a bare
+  waitress (same threads, an app that does nothing): the floor no server goes below here.
 At 10,000 gates also: 64 connections (errors), paced load near 1,000 checks/s (p99) idle and
 while reconciles run back to back, merge -> first 200 with the notification and by polling, and
 the cost of verifying 50 new commits in one pass against 50 runs of `git verify-commit`.
@@ -191,6 +193,35 @@ def side_by_side(service: Service, lua: dict[str, Path], conns: int, seconds: fl
     return check, health, post
 
 
+BARE_APP = """
+import logging, sys, waitress
+logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # as gitgate's own logging setup does
+def app(environ, start_response):
+    environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
+    return [b"ok\\n"]
+waitress.serve(app, host=sys.argv[1], port=int(sys.argv[2]), threads=8, ident="gitgate", _quiet=True)
+"""
+
+
+def floor(lua: dict[str, Path], conns: int, seconds: float) -> Run:
+    """The floor: waitress with the same threads serving a WSGI app that does nothing, for the same
+    POST a check is. No server answers a check faster than this on this machine."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", BARE_APP, HOST, str(port)], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(requests.RequestException):
+                requests.get(f"http://{HOST}:{port}/", timeout=1)
+                break
+            time.sleep(0.05)
+        return load(port, "/bare", 200, lua["approve"], conns, duration=seconds, server_pid=proc.pid)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
 def paced(service: Service, lua: dict[str, Path], seconds: float) -> Run:
     """About 1,000 checks/s: 20 connections, each pausing 19 ms after every answer."""
     return load(
@@ -298,6 +329,9 @@ def measure_size(size: int, lua: dict[str, Path], workdir: Path, *, seconds: flo
         result["check_16"], result["healthz_16"], result["post_16"] = asdict(check), asdict(health), asdict(post)
         say(f"{size} gates: {check.rps:.0f} checks/s vs {health.rps:.0f} /healthz/s at 16 connections")
         if full:
+            bare = floor(lua, 16, seconds)
+            result["floor_16"] = asdict(bare)
+            say(f"bare waitress, same POST: {bare.rps:.0f}/s at 16 connections")
             check, health, post = side_by_side(service, lua, 64, seconds)
             result["check_64"], result["healthz_64"], result["post_64"] = asdict(check), asdict(health), asdict(post)
             say(f"{size} gates: {check.rps:.0f} checks/s vs {health.rps:.0f} /healthz/s at 64, errors {check.errors}")
@@ -376,6 +410,13 @@ def report(results: list[dict[str, Any]], command: str, machine: str) -> str:
                     f"{c['rps']:.0f} vs {p['rps']:.0f}: **{c['rps'] / p['rps']:.2f}** "
                     f"({p['server_ms_per_request']:.2f} ms CPU each) |"
                 )
+        if "floor_16" in r:
+            c, f = r["check_16"], r["floor_16"]
+            rows.append(
+                f"| checks/s vs bare waitress answering the same POST (the floor), 16 connections | — | "
+                f"{c['rps']:.0f} vs {f['rps']:.0f}: **{c['rps'] / f['rps']:.2f}** "
+                f"({f['server_ms_per_request']:.2f} ms CPU each) |"
+            )
         if "check_64" in r:
             rows.append(f"| errors at 64 connections | 0 | **{r['check_64']['errors']}** |")
         if "paced_idle" in r:
