@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +122,13 @@ class CommitSignature:
     fingerprint: str  # %GF: the signing key (hex for GPG, SHA256:... for SSH)
     primary: str  # %GP: the GPG primary key
     signer: str  # %GS: GPG user id, or the SSH principal from allowed_signers
+    author: str
+    committed_at: int
+    subject: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
     author: str
     committed_at: int
     subject: str
@@ -310,6 +317,28 @@ class Mirror:
             result[sha] = CommitSignature(sha, status, fpr, primary, signer, author, int(ct), subject)
         return result
 
+    def commit_info(self, commits: Iterable[str]) -> dict[str, CommitInfo]:
+        """Author, commit time and subject of many commits, as `signatures` reads them, in one git
+        process. No %G placeholder: git starts no verifier."""
+        ids = list(commits)
+        if not ids:
+            return {}
+        proc = self.git(
+            "log",
+            "--no-walk=unsorted",
+            "--no-show-signature",
+            "--format=%H%x00%an <%ae>%x00%ct%x00%s%x1e",
+            "--stdin",
+            stdin="\n".join(ids).encode(),
+        )
+        result = {}
+        for raw in proc.stdout.decode("utf-8", "replace").split("\x1e"):
+            record = raw.strip("\n")
+            if record:
+                sha, author, ct, subject = record.split("\x00", 3)
+                result[sha] = CommitInfo(author, int(ct), subject)
+        return result
+
     def commit_time(self, commit: str) -> int:
         out = self.git("log", "-1", "--no-show-signature", "--format=%ct", commit).stdout
         return int(out.decode().strip())
@@ -347,6 +376,31 @@ class Mirror:
 
     def read_blobs(self, oids: Iterable[str], *, limit: int) -> dict[str, bytes | None]:
         """Many blobs through one `git cat-file --batch`; a blob over `limit` bytes maps to None."""
+        found = self._cat_file(oids, keep=lambda kind, size: kind == "blob" and size <= limit)
+        result: dict[str, bytes | None] = {}
+        for oid, (header, data) in found.items():
+            if len(header) != 3 or header[1] != "blob":
+                cmd = ("git", "--git-dir", str(self.git_dir), "cat-file", "--batch")
+                raise GitError(cmd, -1, b"", f"object {oid} is not a blob: {header}".encode())
+            result[oid] = data
+        return result
+
+    def commit_objects(self, commits: Iterable[str], *, limit: int) -> dict[str, bytes]:
+        """The raw objects of many commits (as `git cat-file commit` prints them) through one
+        `git cat-file --batch`. An id that names no commit, or not by its full id, and a commit over
+        `limit` bytes are left out."""
+        found = self._cat_file(commits, keep=lambda kind, size: kind == "commit" and size <= limit)
+        return {
+            oid: data
+            for oid, (header, data) in found.items()
+            if data is not None and len(header) == 3 and header[0] == oid and header[1] == "commit"
+        }
+
+    def _cat_file(
+        self, oids: Iterable[str], *, keep: Callable[[str, int], bool]
+    ) -> dict[str, tuple[list[str], bytes | None]]:
+        """Each object's header fields (`<oid> <type> <size>`, or `<name> missing`) and, where
+        `keep(type, size)`, its content; the rest is read past without being held in memory."""
         wanted = list(dict.fromkeys(oids))
         if not wanted:
             return {}
@@ -367,23 +421,27 @@ class Mirror:
 
             writer = threading.Thread(target=feed, daemon=True)
             writer.start()
-            result: dict[str, bytes | None] = {}
+            result: dict[str, tuple[list[str], bytes | None]] = {}
             try:
                 for oid in wanted:
-                    header = stdout.readline().decode().split()
-                    if len(header) != 3 or header[1] != "blob":
-                        raise GitError(cmd, -1, b"", f"object {oid} is not a blob: {header}".encode())
-                    size = int(header[2])
-                    if size <= limit:
-                        result[oid] = stdout.read(size + 1)[:-1]
+                    line = stdout.readline()
+                    if not line:
+                        raise GitError(cmd, -1, b"", f"git cat-file stopped before {oid}".encode())
+                    header = line.decode().split()
+                    if len(header) != 3:  # "<name> missing" or "<name> ambiguous": nothing follows
+                        result[oid] = (header, None)
                         continue
-                    remaining = size + 1  # too large to parse: skip it without holding it in memory
+                    size = int(header[2])
+                    if keep(header[1], size):
+                        result[oid] = (header, stdout.read(size + 1)[:-1])
+                        continue
+                    remaining = size + 1  # not wanted (too large, another type): read past it
                     while remaining:
                         chunk = stdout.read(min(remaining, 1 << 20))
                         if not chunk:
                             break
                         remaining -= len(chunk)
-                    result[oid] = None
+                    result[oid] = (header, None)
             finally:
                 writer.join()
                 err = stderr.read()

@@ -531,10 +531,13 @@ def test_a_signature_that_cannot_be_checked_is_tried_again_not_refused(
 ) -> None:
     # git writes each signature to a temporary file to check it; when it cannot (TMPDIR full or
     # gone), it calls a good signature "not signed". That must not refuse the commit for good.
+    # (A good SSH signature by a listed key is checked in process, without a temporary file; a
+    # GPG signature always goes to git.)
     tally = Tally()
     tmpdir, gone = tmp_path / "tmp", tmp_path / "tmp-gone"
     tmpdir.mkdir()
-    svc = Service(serve_args(approvals, keys, tmp_path / "state"), tmp_path / "run", env={"TMPDIR": str(tmpdir)})
+    args = [*serve_args(approvals, keys, tmp_path / "state"), "--trust-gpg", str(keys.carol_asc)]
+    svc = Service(args, tmp_path / "run", env={"TMPDIR": str(tmpdir)})
     services.append(svc)
     svc.start(ready=False)
     first = ledger.land(approve=[P1])
@@ -542,6 +545,7 @@ def test_a_signature_that_cannot_be_checked_is_tried_again_not_refused(
     before = tally.sweep(ledger, svc.url, PROBES)
 
     tmpdir.rename(gone)
+    ledger.signer = keys.carol
     second = ledger.land(approve=[P2])
     wait_for(lambda: poke(svc) or "cannot check signatures" in svc.log.read_text(), timeout=10)
     assert tally.sweep(ledger, svc.url, PROBES) == before
