@@ -141,6 +141,12 @@ def _kind(mode: str) -> str:
     return {"040000": "tree", "160000": "commit"}.get(mode, "blob")
 
 
+def _time(ct: str) -> int:
+    """A commit time as git prints it (%ct); 0 where a damaged committer line has none (the commit
+    is then judged on its signature like any other, not allowed to stop the reconciler)."""
+    return int(ct) if ct.isdigit() and ct.isascii() else 0
+
+
 def token_env(token: str | None, username: str = "x-access-token") -> dict[str, str]:
     """HTTPS credentials as a config entry in the environment: never in argv, never on disk."""
     if not token:
@@ -314,7 +320,7 @@ class Mirror:
             if not record:
                 continue
             sha, status, fpr, primary, signer, author, ct, subject = record.split("\x00", 7)
-            result[sha] = CommitSignature(sha, status, fpr, primary, signer, author, int(ct), subject)
+            result[sha] = CommitSignature(sha, status, fpr, primary, signer, author, _time(ct), subject)
         return result
 
     def commit_info(self, commits: Iterable[str]) -> dict[str, CommitInfo]:
@@ -336,12 +342,12 @@ class Mirror:
             record = raw.strip("\n")
             if record:
                 sha, author, ct, subject = record.split("\x00", 3)
-                result[sha] = CommitInfo(author, int(ct), subject)
+                result[sha] = CommitInfo(author, _time(ct), subject)
         return result
 
     def commit_time(self, commit: str) -> int:
         out = self.git("log", "-1", "--no-show-signature", "--format=%ct", commit).stdout
-        return int(out.decode().strip())
+        return _time(out.decode().strip())
 
     def tree_entries(self, commit: str, paths: Iterable[str]) -> list[TreeEntry]:
         """Every non-tree entry of `commit` at or below `paths` (the whole tree if none), in one call."""

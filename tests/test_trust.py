@@ -63,6 +63,20 @@ def test_tampered_signed_commit_is_refused(approvals: Approvals, keys: Keys, tmp
     assert all("tampered" in v.reason or "bad signature" in v.reason for v in verdicts), verdicts
 
 
+def test_a_commit_with_a_damaged_committer_line_is_refused_not_a_crash(
+    approvals: Approvals, keys: Keys, tmp_path: Path
+) -> None:
+    signed = approvals.commit("alice signs", keys.alice)
+    raw = sh("git", "cat-file", "commit", signed, cwd=approvals.work)
+    committer = next(line for line in raw.splitlines() if line.startswith("committer "))
+    broken = raw.replace(committer, committer[: committer.index(">") + 1])  # no time, no zone
+    sha = sh(
+        "git", "hash-object", "-t", "commit", "-w", "--literally", "--stdin", cwd=approvals.work, stdin=broken.encode()
+    )
+    [verdict] = _roots(tmp_path, keys).verify(_mirror(approvals), [sha.strip()])
+    assert not verdict.trusted
+
+
 def test_ssh_signature_without_ssh_roots_and_gpg_without_gpg_roots(
     approvals: Approvals, keys: Keys, tmp_path: Path
 ) -> None:
