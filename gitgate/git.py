@@ -291,6 +291,37 @@ class Mirror:
     def _signatures(
         self, ids: list[str], *, env: Mapping[str, str], config: Iterable[str]
     ) -> dict[str, CommitSignature]:
+        """As `signatures`, for one git process. git itself dies (SIGPIPE) on some damaged
+        signatures: it feeds the payload to an `ssh-keygen` that has already given up on the
+        signature, always for payloads over 64 KiB, by chance for smaller ones. Then each commit is
+        checked on its own, and one that still kills git is reported as status "?" (refused). Only
+        a commit git cannot read at all raises (the clone is damaged)."""
+        config = list(config)
+        try:
+            return self._signatures_once(ids, env=env, config=config)
+        except GitError as error:
+            if len(ids) > 1:
+                out: dict[str, CommitSignature] = {}
+                for commit in ids:
+                    out.update(self._signatures([commit], env=env, config=config))
+                return out
+            last = error
+        for _ in range(2):  # a race for small payloads: asked again
+            try:
+                return self._signatures_once(ids, env=env, config=config)
+            except GitError as error:
+                last = error
+        info = self.commit_info(ids)  # raises if the commit itself cannot be read
+        if not info:
+            raise last
+        return {
+            sha: CommitSignature(sha, "?", "", "", "", meta.author, meta.committed_at, meta.subject)
+            for sha, meta in info.items()
+        }
+
+    def _signatures_once(
+        self, ids: list[str], *, env: Mapping[str, str], config: Iterable[str]
+    ) -> dict[str, CommitSignature]:
         fmt = "%H%x00%G?%x00%GF%x00%GP%x00%GS%x00%an <%ae>%x00%ct%x00%s%x1e"
         args: list[str] = []
         for item in config:

@@ -32,6 +32,7 @@ _STATUS_WORDS = {
     "R": "good signature by a revoked key",
     "E": "signed by an unknown key (not in the trust roots)",
     "N": "not signed",
+    "?": "git fails on its signature (a damaged signature)",  # gitgate's own status: see Mirror._signatures
 }
 _SHA1 = re.compile(r"[0-9a-f]{40}")  # in-process checks read SHA-1 commit objects only
 # Commits read into memory at a time for the in-process check, and the largest one it reads (a

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,33 @@ def test_a_commit_with_a_damaged_committer_line_is_refused_not_a_crash(
     )
     [verdict] = _roots(tmp_path, keys).verify(_mirror(approvals), [sha.strip()])
     assert not verdict.trusted
+
+
+def test_a_signature_git_dies_on_is_refused_and_the_others_judged(
+    approvals: Approvals, keys: Keys, tmp_path: Path
+) -> None:
+    # git 2.39 dies of SIGPIPE checking this signature (armor lines ending in CR, a payload over
+    # 64 KiB): it writes the payload to an ssh-keygen that already gave up. That is a refusal of
+    # the commit, not a broken clone, and the commits around it keep their own verdicts.
+    good = approvals.commit("alice signs", keys.alice)
+    signed = approvals.commit("alice signs a long message\n\n" + "x" * 100_000, keys.alice)
+    raw = sh("git", "cat-file", "commit", signed, cwd=approvals.work)
+    head, _, message = raw.partition("\n\n")
+    crlf = "\n".join(ln + "\r" if ln.startswith((" ", "gpgsig ")) else ln for ln in head.split("\n"))
+    damaged = sh(
+        "git", "hash-object", "-t", "commit", "-w", "--literally", "--stdin", cwd=approvals.work,
+        stdin=f"{crlf}\n\n{message}".encode(),
+    ).strip()  # fmt: skip
+    stranger = approvals.commit("mallory signs", keys.mallory)
+    for in_process in (True, False):
+        roots = dataclasses.replace(_roots(tmp_path / str(in_process), keys), ssh_in_process=in_process)
+        verdicts = roots.verify(_mirror(approvals), [good, damaged, stranger])
+        assert [(v.trusted, v.reason) for v in verdicts] == [
+            (True, "good SSH signature, trusted signer"),
+            (False, "git fails on its signature (a damaged signature)"),
+            (False, "signed by a key that is not in the trust roots"),
+        ]
+        assert verdicts[1].subject == "alice signs a long message"
 
 
 def test_ssh_signature_without_ssh_roots_and_gpg_without_gpg_roots(
