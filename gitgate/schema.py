@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from gitgate import fastyaml
 from gitgate.errors import Problem
 from gitgate.freeze import validate_cron
 from gitgate.model import ANY, GATE_HOOKS, Approval, CanaryRef, Default, FreezeWindow, Gate, Policy
@@ -164,6 +165,10 @@ def _load(file: str, data: bytes) -> tuple[Any, _Doc]:
     except UnicodeDecodeError as e:
         doc.problems.append(Problem(file, None, "", f"not UTF-8 text (byte {e.start})"))
         return None, doc
+    fast = fastyaml.load(text)  # the common, simple shape of gate files, read without libyaml
+    if fast is not None:
+        value, doc.lines = fast
+        return value, doc
     try:
         # Bound nesting before composing: libyaml's composer recurses in C and crashes the process
         # (SIGSEGV) on a deeply nested document long before the size limit is reached.
