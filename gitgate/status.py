@@ -9,7 +9,7 @@ import html
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from gitgate.decide import decide
 from gitgate.freeze import in_force
@@ -29,8 +29,12 @@ class GateSource(Protocol):
     def trigger(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class LastCheck:
+class LastCheck(NamedTuple):
+    """What Flagger last asked of one gate. RecentChecks keeps it as an exact tuple of plain values,
+    which the garbage collector stops tracking: one is made per check and lives until that gate is
+    asked again, and as tracked objects they made the collector's full passes (tens of
+    milliseconds with every thread stopped) come several times a minute under load."""
+
     checksum: str | None
     phase: str | None
     open: bool
@@ -96,20 +100,22 @@ class RecentChecks:
     """What Flagger last asked per (canary, hook): bounded, for the status endpoint."""
 
     def __init__(self, limit: int = RECENT_CHECKS) -> None:
-        self._items: collections.OrderedDict[tuple[CanaryRef, Hook], LastCheck] = collections.OrderedDict()
+        self._items: collections.OrderedDict[tuple[CanaryRef, Hook], tuple[str | None, str | None, bool, datetime]]
+        self._items = collections.OrderedDict()
         self._limit = limit
         self._lock = threading.Lock()
 
     def record(self, canary: CanaryRef, hook: Hook, item: LastCheck) -> None:
+        plain = (item.checksum, item.phase, item.open, item.at)  # an exact tuple: the collector untracks it
         with self._lock:
-            self._items[(canary, hook)] = item
+            self._items[(canary, hook)] = plain
             self._items.move_to_end((canary, hook))
             if len(self._items) > self._limit:
                 self._items.popitem(last=False)
 
     def items(self) -> list[tuple[tuple[CanaryRef, Hook], LastCheck]]:
         with self._lock:
-            return list(self._items.items())
+            return [(key, LastCheck._make(value)) for key, value in self._items.items()]
 
 
 def commit_of(snap: Snapshot | None) -> str:
