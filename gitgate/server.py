@@ -81,8 +81,8 @@ class _CheckPath:
     other method on the check paths, goes on to Flask.
 
     The check is what Flagger polls, per canary and gate, every interval. Flask's request
-    context, routing, signals and response object cost as much as the answer itself (measured:
-    docs/performance.md, "The check path"); here a check costs its own work and waitress's."""
+    context, routing, signals and response object cost more than the answer itself (measured:
+    docs/performance.md, "How the cost grows"); here a check costs its own work and waitress's."""
 
     def __init__(self, app: WSGIApp, routes: dict[str, Callable[[dict[str, Any]], Answer]]) -> None:
         self.app = app
