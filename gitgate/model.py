@@ -38,6 +38,11 @@ class CanaryRef:
         return f"{self.namespace}/{self.name}"
 
 
+def gate_file_path(gates_path: str, canary: CanaryRef) -> str:
+    """Where a canary's gate file lives in the approvals repo (`gates_path` "" is the repo root)."""
+    return f"{gates_path}/{canary.namespace}/{canary.name}.yaml" if gates_path else f"{canary}.yaml"
+
+
 @dataclass(frozen=True, slots=True)
 class Approval:
     hook: str  # a Hook value or "*"
@@ -94,7 +99,7 @@ class Snapshot:
     verified: bool = True  # False only under --verify off
 
     def gate_path(self, canary: CanaryRef) -> str:
-        return f"{self.gates_path}/{canary.namespace}/{canary.name}.yaml"
+        return gate_file_path(self.gates_path, canary)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from typing import Any
 
 from gitgate import __version__
 from gitgate.errors import GitgateError
-from gitgate.model import Approval, CanaryRef, Default, FreezeWindow, Gate
+from gitgate.model import Approval, CanaryRef, Default, FreezeWindow, Gate, gate_file_path
 from gitgate.state import write_atomic
 
 log = logging.getLogger("gitgate.parse_store")
@@ -108,7 +108,7 @@ class StoredGates(Mapping[CanaryRef, Gate]):
         value = self._items[canary]
         if not isinstance(value, str):
             return value
-        path = f"{self._gates_path}/{canary.namespace}/{canary.name}.yaml" if self._gates_path else f"{canary}.yaml"
+        path = gate_file_path(self._gates_path, canary)
         try:
             gate = decode_gate(canary, path, json.loads(value))
         except Exception as e:  # anything at all: the gate must not be read as absent or as open

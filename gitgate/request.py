@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from gitgate.model import ANY, CanaryRef, Hook
+from gitgate.model import ANY, CanaryRef, Hook, gate_file_path
 from gitgate.schema import API_VERSION
 from gitgate.timeutil import format_duration, format_timestamp, parse_timestamp
 
@@ -71,7 +71,7 @@ def dispatch_fields(spec: RequestSpec) -> dict[str, str]:
 
 
 def gate_file(spec: RequestSpec, gates_path: str) -> str:
-    return f"{gates_path}/{spec.canary.namespace}/{spec.canary.name}.yaml"
+    return gate_file_path(gates_path, spec.canary)
 
 
 def title(spec: RequestSpec) -> str:

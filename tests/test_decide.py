@@ -553,3 +553,12 @@ def test_decide_is_pure() -> None:
     assert first == decide(snap, request, NOW - timedelta(seconds=1))
     assert first.approval is not None
     assert decide(snap, request, NOW).approval is None  # only `now` changed the answer
+
+
+def test_gate_files_at_the_repo_root_are_named_without_a_leading_slash() -> None:
+    # --path "" (or "/") keeps gate files at the root of the approvals repo.
+    canary = CanaryRef("test", "podinfo")
+    snap = Snapshot(COMMIT, "", {})
+    decision = decide(snap, CheckRequest(canary, Hook.CONFIRM_PROMOTION, "abc"), datetime(2026, 11, 23, tzinfo=UTC))
+    assert "add an approval to test/podinfo.yaml" in decision.reason
+    assert "/test/podinfo.yaml" not in decision.reason
