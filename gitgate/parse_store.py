@@ -2,8 +2,8 @@
 
 `<state-dir>/parsed.jsonl` holds a JSON header naming the format, the gitgate version and the
 gates folder, then one line per valid gate file parsed: its path, blob id, the parsed gate as JSON
-and a CRC-32 of what comes before it, separated by tabs. Lines are appended as files change and the file is
-rewritten whole (atomically) when it holds too many stale lines. Anything unexpected (another
+and a CRC-32 of what comes before it, separated by tabs. Lines are appended as files change and
+the file is rewritten whole (atomically) when it holds too many stale lines. Anything unexpected (another
 version, a torn or damaged line) only costs a parse: the entry, or the whole file, is ignored and
 the gate file is read from git again.
 

@@ -18,7 +18,6 @@ import contextlib
 import ctypes
 import dataclasses
 import gc
-import json
 import logging
 import multiprocessing
 import os
@@ -29,11 +28,12 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import cast
 
 from gitgate.errors import GitError, InvalidFiles, Problem
 from gitgate.git import Mirror, TreeEntry
 from gitgate.model import CanaryRef, Policy, Snapshot
-from gitgate.parse_store import ParseStore, Stored, StoredGates, encode_gate
+from gitgate.parse_store import ParseStore, Stored, StoredGates, encoded_text
 from gitgate.schema import MAX_FILE_BYTES, POLICY_FILE, canary_for_path, parse_gate, parse_policy
 
 log = logging.getLogger("gitgate.snapshot")
@@ -136,7 +136,7 @@ class SnapshotBuilder:
     def _incremental(self, last: Snapshot, commit: str, verified: bool) -> Snapshot:
         problems: list[Problem] = []
         wanted: list[tuple[TreeEntry, CanaryRef]] = []
-        gates: dict[CanaryRef, Stored] = last.gates.raw() if isinstance(last.gates, StoredGates) else dict(last.gates)
+        gates = cast(StoredGates, last.gates).raw()  # as every snapshot this builder makes
         policies = {p.path: p for p in last.policies}
         for status, entry in self.mirror.changed_entries(last.commit, commit, self._pathspecs):
             if status == "D":
@@ -270,7 +270,7 @@ def _parse_chunk(
     for path, namespace, name, data in chunk:
         gate, found = parse_gate(path, data, CanaryRef(namespace, name))
         problems = [(p.file, p.line, p.key, p.message) for p in found]
-        out.append((path, json.dumps(encode_gate(gate)) if gate is not None else None, problems))
+        out.append((path, encoded_text(gate) if gate is not None else None, problems))
     return out
 
 
