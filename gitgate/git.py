@@ -322,7 +322,35 @@ class Mirror:
     def _signatures_once(
         self, ids: list[str], *, env: Mapping[str, str], config: Iterable[str]
     ) -> dict[str, CommitSignature]:
-        fmt = "%H%x00%G?%x00%GF%x00%GP%x00%GS%x00%an <%ae>%x00%ct%x00%s%x1e"
+        records, err = self._log(ids, "%G?%x00%GF%x00%GP%x00%GS", env=env, config=config)
+        # git reports a good signature it could not check (no temporary file for it: disk or
+        # TMPDIR full or gone) as "N", not signed, and exits 0. That is no verdict on the commit.
+        if any(s in err for s in _CANNOT_CHECK):
+            line = next(ln for ln in err.splitlines() if any(s in ln for s in _CANNOT_CHECK))
+            raise GitgateError(
+                f"cannot check signatures: {line.strip()}; is the disk or TMPDIR full or missing? "
+                "Nothing is refused for it; tried again next interval"
+            )
+        return {
+            sha: CommitSignature(sha, status, fpr, primary, signer, author, _time(ct), subject)
+            for sha, status, fpr, primary, signer, author, ct, subject in records
+        }
+
+    def commit_info(self, commits: Iterable[str]) -> dict[str, CommitInfo]:
+        """Author, commit time and subject of many commits, as `signatures` reads them, in one git
+        process. No %G placeholder: git starts no verifier."""
+        ids = list(commits)
+        if not ids:
+            return {}
+        records, _err = self._log(ids, "")
+        return {sha: CommitInfo(author, _time(ct), subject) for sha, author, ct, subject in records}
+
+    def _log(
+        self, ids: list[str], placeholders: str, *, env: Mapping[str, str] | None = None, config: Iterable[str] = ()
+    ) -> tuple[list[list[str]], str]:
+        """One `git log` over exactly `ids`: per commit its id, `placeholders` (NUL-separated), author,
+        commit time and subject; and git's stderr."""
+        fields = f"%H%x00{placeholders}%x00" if placeholders else "%H%x00"
         args: list[str] = []
         for item in config:
             args += ["-c", item]
@@ -331,50 +359,18 @@ class Mirror:
             "log",
             "--no-walk=unsorted",
             "--no-show-signature",
-            f"--format={fmt}",
+            f"--format={fields}%an <%ae>%x00%ct%x00%s%x1e",
             "--stdin",
             env=env,
             stdin="\n".join(ids).encode(),
         )
-        # git reports a good signature it could not check (no temporary file for it: disk or
-        # TMPDIR full or gone) as "N", not signed, and exits 0. That is no verdict on the commit.
-        err = proc.stderr.decode("utf-8", "replace")
-        if any(s in err for s in _CANNOT_CHECK):
-            line = next(ln for ln in err.splitlines() if any(s in ln for s in _CANNOT_CHECK))
-            raise GitgateError(
-                f"cannot check signatures: {line.strip()}; is the disk or TMPDIR full or missing? "
-                "Nothing is refused for it; tried again next interval"
-            )
-        result = {}
-        for raw in proc.stdout.decode("utf-8", "replace").split("\x1e"):
-            record = raw.strip("\n")
-            if not record:
-                continue
-            sha, status, fpr, primary, signer, author, ct, subject = record.split("\x00", 7)
-            result[sha] = CommitSignature(sha, status, fpr, primary, signer, author, _time(ct), subject)
-        return result
-
-    def commit_info(self, commits: Iterable[str]) -> dict[str, CommitInfo]:
-        """Author, commit time and subject of many commits, as `signatures` reads them, in one git
-        process. No %G placeholder: git starts no verifier."""
-        ids = list(commits)
-        if not ids:
-            return {}
-        proc = self.git(
-            "log",
-            "--no-walk=unsorted",
-            "--no-show-signature",
-            "--format=%H%x00%an <%ae>%x00%ct%x00%s%x1e",
-            "--stdin",
-            stdin="\n".join(ids).encode(),
-        )
-        result = {}
+        count = fields.count("%x00") + 2  # separators in a record
+        records = []
         for raw in proc.stdout.decode("utf-8", "replace").split("\x1e"):
             record = raw.strip("\n")
             if record:
-                sha, author, ct, subject = record.split("\x00", 3)
-                result[sha] = CommitInfo(author, _time(ct), subject)
-        return result
+                records.append(record.split("\x00", count))
+        return records, proc.stderr.decode("utf-8", "replace")
 
     def commit_time(self, commit: str) -> int:
         out = self.git("log", "-1", "--no-show-signature", "--format=%ct", commit).stdout
