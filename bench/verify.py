@@ -3,8 +3,9 @@
     python bench/verify.py                 # 50 commits, best of 5 runs each way
     python bench/verify.py --commits 200 --runs 3
 
-Builds a scratch repo of N commits signed by an ed25519 key with real git (`commit-tree -S`,
-gpg.format=ssh) and an allowed_signers file trusting it, then times, on the same commits:
+Builds a small repo with bench/repos.py and lands N commits on it, each signed by an ed25519 key
+with real git (`commit-tree -S`, gpg.format=ssh), trusted by an allowed_signers file; then times,
+on the same commits:
 - fast path: `TrustRoots.verify` as gitgate runs it (SSH signatures checked in process; one
   `git cat-file --batch` and one `git log` without %G);
 - git only: `TrustRoots.verify` with the fast path off (git starts ssh-keygen twice per commit, one
@@ -19,47 +20,24 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from repos import Repo, git
+
 from gitgate.git import Mirror
 from gitgate.trust import TrustRoots, VerifyMode
 
-EMAIL = "bench@example.test"
-
-
-def git(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    base.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, LC_ALL="C")
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, env={**base, **(env or {})}, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"git {' '.join(args[:3])} failed: {proc.stderr.decode().strip()}")
-    return proc.stdout.decode()
-
 
 def build(root: Path, commits: int) -> tuple[Path, Path, list[str]]:
-    """A bare repo with `commits` signed commits; its allowed_signers file; the commit ids."""
-    repo = root / "repo.git"
-    key = root / "key"
-    git("init", "-q", "--bare", "-b", "main", str(repo), cwd=root)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", EMAIL, "-f", str(key)], check=True)
-    kind, blob = Path(f"{key}.pub").read_text().split()[:2]
-    signers = root / "allowed_signers"
-    signers.write_text(f'{EMAIL} namespaces="git" {kind} {blob}\n')
-    tree = git("hash-object", "-t", "tree", "-w", "--stdin", cwd=repo).strip()  # the empty tree
-    made: list[str] = []
-    for n in range(commits):
-        who = {"NAME": "Bench", "EMAIL": EMAIL, "DATE": f"{1_800_000_000 + n} +0000"}
-        env = {f"GIT_{role}_{k}": v for role in ("AUTHOR", "COMMITTER") for k, v in who.items()}
-        parents = ["-p", made[-1]] if made else []
-        sign = ["-c", "gpg.format=ssh", "-c", f"user.signingkey={key}"]
-        made.append(git(*sign, "commit-tree", tree, *parents, "-S", "-m", f"change {n}", cwd=repo, env=env).strip())
-    git("update-ref", "refs/heads/main", made[-1], cwd=repo)
-    return repo, signers, made
+    """bench/repos.py's synthetic repo (10 gate files) with `commits` signed commits landed on it:
+    the repo, its allowed_signers file, the commit ids."""
+    repo = Repo(root / "repo")
+    repo.create(10, 1)
+    return repo.remote, repo.allowed_signers, repo.land({}, commits=commits)
 
 
 def timed(fn: Callable[[], object], runs: int) -> list[float]:
