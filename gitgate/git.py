@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from gitgate.errors import GitError, GitgateError
 
@@ -107,12 +109,14 @@ def run(
     return proc
 
 
-@dataclass(frozen=True, slots=True)
-class TreeEntry:
+class TreeEntry(NamedTuple):  # a tuple: a first build makes one per file, 100,000 at a time
     mode: str
     kind: str  # blob | tree | commit
     oid: str
     path: str
+
+
+_LS_TREE = re.compile(r"([0-7]{6}) (blob|tree|commit) ([0-9a-f]{40,64})\t([^\0]*)\0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,13 +382,11 @@ class Mirror:
 
     def tree_entries(self, commit: str, paths: Iterable[str]) -> list[TreeEntry]:
         """Every non-tree entry of `commit` at or below `paths` (the whole tree if none), in one call."""
-        out = self.git("ls-tree", "-r", "-z", "--full-tree", commit, "--", *paths).stdout
-        entries = []
-        for item in out.decode("utf-8", "surrogateescape").split("\0"):  # decoded once: 100,000 lines
-            if item:
-                meta, _, name = item.partition("\t")
-                mode, kind, oid = meta.split(" ")
-                entries.append(TreeEntry(mode, kind, oid, name))
+        proc = self.git("ls-tree", "-r", "-z", "--full-tree", commit, "--", *paths)
+        text = proc.stdout.decode("utf-8", "surrogateescape")  # decoded once: 100,000 lines
+        entries = list(map(TreeEntry._make, _LS_TREE.findall(text)))
+        if len(entries) != text.count("\0"):  # never skip an entry git listed: it might be a gate file
+            raise GitError(tuple(proc.args), 0, b"", b"git ls-tree printed an entry gitgate does not understand")
         return entries
 
     def changed_entries(self, old: str, new: str, paths: Iterable[str]) -> list[tuple[str, TreeEntry]]:
@@ -409,34 +411,28 @@ class Mirror:
 
     def read_blobs(self, oids: Iterable[str], *, limit: int) -> dict[str, bytes | None]:
         """Many blobs through one `git cat-file --batch`; a blob over `limit` bytes maps to None."""
-        found = self._cat_file(oids, keep=lambda kind, size: kind == "blob" and size <= limit)
-        result: dict[str, bytes | None] = {}
-        for oid, (header, data) in found.items():
-            if len(header) != 3 or header[1] != "blob":
-                cmd = ("git", "--git-dir", str(self.git_dir), "cat-file", "--batch")
-                raise GitError(cmd, -1, b"", f"object {oid} is not a blob: {header}".encode())
-            result[oid] = data
-        return result
+        found, other = self._cat_file(oids, kind="blob", limit=limit)
+        for oid, header in other.items():
+            cmd = ("git", "--git-dir", str(self.git_dir), "cat-file", "--batch")
+            raise GitError(cmd, -1, b"", f"object {oid} is not a blob: {header}".encode())
+        return found
 
     def commit_objects(self, commits: Iterable[str], *, limit: int) -> dict[str, bytes]:
         """The raw objects of many commits (as `git cat-file commit` prints them) through one
         `git cat-file --batch`. An id that names no commit, or not by its full id, and a commit over
         `limit` bytes are left out."""
-        found = self._cat_file(commits, keep=lambda kind, size: kind == "commit" and size <= limit)
-        return {
-            oid: data
-            for oid, (header, data) in found.items()
-            if data is not None and len(header) == 3 and header[0] == oid and header[1] == "commit"
-        }
+        found, _ = self._cat_file(commits, kind="commit", limit=limit)
+        return {oid: data for oid, data in found.items() if data is not None}
 
     def _cat_file(
-        self, oids: Iterable[str], *, keep: Callable[[str, int], bool]
-    ) -> dict[str, tuple[list[str], bytes | None]]:
-        """Each object's header fields (`<oid> <type> <size>`, or `<name> missing`) and, where
-        `keep(type, size)`, its content; the rest is read past without being held in memory."""
+        self, oids: Iterable[str], *, kind: str, limit: int
+    ) -> tuple[dict[str, bytes | None], dict[str, str]]:
+        """Objects of `kind`, named by their full ids, through one `git cat-file --batch`: each one's
+        content, or None if it is over `limit` bytes (read past, never held in memory); and for
+        every other name (missing, another type, not a full id) the header git gave."""
         wanted = list(dict.fromkeys(oids))
         if not wanted:
-            return {}
+            return {}, {}
         cmd = ("git", "--git-dir", str(self.git_dir), "cat-file", "--batch")
         with subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(self._env)
@@ -454,31 +450,41 @@ class Mirror:
 
             writer = threading.Thread(target=feed, daemon=True)
             writer.start()
-            result: dict[str, tuple[list[str], bytes | None]] = {}
+            found: dict[str, bytes | None] = {}
+            other: dict[str, str] = {}
+            want = kind.encode()
+            readline, read = stdout.readline, stdout.read  # the loop runs once per file of a first build
             try:
                 for oid in wanted:
-                    line = stdout.readline()
-                    if not line:
-                        raise GitError(cmd, -1, b"", f"git cat-file stopped before {oid}".encode())
-                    header = line.decode().split()
+                    line = readline()
+                    header = line.split()
                     if len(header) != 3:  # "<name> missing" or "<name> ambiguous": nothing follows
-                        result[oid] = (header, None)
+                        if not line.endswith(b"\n"):
+                            raise GitError(cmd, -1, b"", f"git cat-file stopped before {oid}".encode())
+                        other[oid] = line.decode("utf-8", "replace").strip()
                         continue
                     size = int(header[2])
-                    if keep(header[1], size):
-                        result[oid] = (header, stdout.read(size + 1)[:-1])
+                    ours = header[1] == want and header[0].decode() == oid
+                    if ours and size <= limit:
+                        data = read(size + 1)
+                        if len(data) != size + 1:
+                            raise GitError(cmd, -1, b"", f"git cat-file stopped inside {oid}".encode())
+                        found[oid] = data[:-1]
                         continue
-                    remaining = size + 1  # not wanted (too large, another type): read past it
+                    remaining = size + 1  # too large, or not what was asked for: read past it
                     while remaining:
-                        chunk = stdout.read(min(remaining, 1 << 20))
+                        chunk = read(min(remaining, 1 << 20))
                         if not chunk:
-                            break
+                            raise GitError(cmd, -1, b"", f"git cat-file stopped inside {oid}".encode())
                         remaining -= len(chunk)
-                    result[oid] = (header, None)
+                    if ours:
+                        found[oid] = None
+                    else:
+                        other[oid] = line.decode("utf-8", "replace").strip()
             finally:
                 writer.join()
                 err = stderr.read()
                 code = proc.wait()
         if code != 0:
             raise GitError(cmd, code, b"", err)
-        return result
+        return found, other

@@ -132,9 +132,11 @@ class StoredGates(Mapping[CanaryRef, Gate]):
         return dict(self._items)
 
 
-def _line(path: str, oid: str, value: Stored) -> str | None:
-    if not path.isprintable() or "\t" in path:  # never for a valid gate path under a usual --path
-        return None
+def store_line(path: str, oid: str, value: Stored) -> str:
+    """The store's line for a parsed gate file; "" for a path it cannot hold (never a valid gate
+    path under a usual --path)."""
+    if not path.isprintable() or "\t" in path:
+        return ""
     body = f"{path}\t{oid}\t{encoded_text(value)}"
     return f"{body}\t{zlib.crc32(body.encode()):08x}\n"
 
@@ -182,12 +184,13 @@ class ParseStore:
         self.lines = len(entries) if lines[-1] == b"" else None
         return out
 
-    def append(self, items: list[tuple[str, str, Stored]]) -> None:
-        text = "".join(line for path, oid, value in items if (line := _line(path, oid, value)))
+    def append(self, lines: list[str]) -> None:
+        """Add store_line()s."""
+        text = "".join(lines)
         if not text:
             return
         if self.lines is None:
-            self.rewrite(items)
+            self.rewrite(lines)
             return
         try:
             with self.file.open("a", encoding="utf-8") as out:
@@ -197,15 +200,15 @@ class ParseStore:
             return
         self.lines += text.count("\n")
 
-    def rewrite(self, items: Iterable[tuple[str, str, Stored]]) -> None:
-        parts = [json.dumps(self.header) + "\n"]
-        parts += [line for path, oid, value in items if (line := _line(path, oid, value))]
+    def rewrite(self, lines: Iterable[str]) -> None:
+        """Replace the whole file with store_line()s."""
+        data = "".join([json.dumps(self.header) + "\n", *lines]).encode()
         try:
-            write_atomic(self.file, "".join(parts).encode())
+            write_atomic(self.file, data)
         except OSError as e:
             log.warning("%s: could not write (%s)", self.file, e.strerror)
             return
-        self.lines = len(parts) - 1
+        self.lines = data.count(b"\n") - 1
 
     def discard(self) -> None:
         """Forget every stored parse (the next build reads every file from git)."""

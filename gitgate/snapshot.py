@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import functools
 import gc
 import logging
 import multiprocessing
@@ -28,12 +29,12 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import cast
+from typing import NamedTuple, cast
 
 from gitgate.errors import GitError, InvalidFiles, Problem
 from gitgate.git import Mirror, TreeEntry
 from gitgate.model import CanaryRef, Policy, Snapshot
-from gitgate.parse_store import ParseStore, Stored, StoredGates, encoded_text
+from gitgate.parse_store import ParseStore, Stored, StoredGates, encoded_text, store_line
 from gitgate.schema import MAX_FILE_BYTES, POLICY_FILE, canary_for_path, parse_gate, parse_policy
 
 log = logging.getLogger("gitgate.snapshot")
@@ -91,31 +92,34 @@ class SnapshotBuilder:
 
     def _full(self, commit: str, verified: bool) -> Snapshot:
         started = time.perf_counter()
-        problems: list[Problem] = []
-        wanted: list[tuple[TreeEntry, CanaryRef]] = []
         stored: dict[tuple[str, str], str] = self.store.load() if self.store is not None else {}
         skip = len(self.gates_path) + 1 if self.gates_path else 0
-        for entry in self.mirror.tree_entries(commit, self._pathspecs):
-            if entry.mode in _BLOB_MODES and (entry.path, entry.oid) in stored:  # its path was checked when stored
-                namespace, _, file = entry.path[skip:].partition("/")
-                wanted.append((entry, CanaryRef(sys.intern(namespace), file[:-5])))
-                continue
-            canary = self._classify(entry, problems)
-            if canary is not None:
-                wanted.append((entry, canary))
         gates: dict[CanaryRef, Stored] = {}
-        policies: dict[str, Policy] = {}
-        fresh = self._parse(wanted, gates, policies, problems, stored)
-        if problems:
-            raise InvalidFiles(problems)
+        kept: list[tuple[str, str, str]] = []  # taken from the store: (path, blob id, gate as text)
+        todo: list[TreeEntry] = []  # to read from git
+        for entry in self.mirror.tree_entries(commit, self._pathspecs):
+            text = stored.get((entry.path, entry.oid)) if entry.mode in _BLOB_MODES else None
+            if text is not None and entry.path not in self._policy_paths:  # its path was checked when stored
+                namespace, _, file = entry.path[skip:].partition("/")
+                gates[CanaryRef(sys.intern(namespace), file[:-5])] = text  # decoded when first asked for
+                kept.append((entry.path, entry.oid, text))
+            else:
+                todo.append(entry)
+        del stored
+        part = self._read(todo)
+        if part.refused or part.problems:
+            raise InvalidFiles(part.refused + part.problems)
+        fresh, policies = part.gates, part.policies
+        for namespace, name, value in fresh:
+            gates[CanaryRef(sys.intern(namespace), name)] = value
         if self.store is not None:
             lines = self.store.lines
             if lines is None or lines + len(fresh) > len(gates) * 3 // 2 + 100:
                 # Mostly stale lines (older versions, deleted files, refused commits): start afresh.
-                self.store.rewrite((e.path, e.oid, gates[c]) for e, c in wanted if c is not _POLICY)
+                self.store.rewrite([*(store_line(*k) for k in kept), part.store_text])
             else:
-                self.store.append(fresh)
-        del stored, wanted
+                self.store.append([part.store_text])
+        del kept, todo, part
         _give_back_memory()  # a first build of a large repo leaves a lot of freed memory behind
         # Everything alive now (the modules, the app, this snapshot's keys) lives as long as the
         # process: keep it out of the collector's full passes, which otherwise walk it all and
@@ -131,92 +135,60 @@ class SnapshotBuilder:
             len(fresh),
             len(gates) - len(fresh),
         )
-        return self._snapshot(commit, gates, policies.values(), verified)
+        return self._snapshot(commit, gates, policies, verified)
 
     def _incremental(self, last: Snapshot, commit: str, verified: bool) -> Snapshot:
-        problems: list[Problem] = []
-        wanted: list[tuple[TreeEntry, CanaryRef]] = []
         gates = cast(StoredGates, last.gates).raw()  # as every snapshot this builder makes
         policies = {p.path: p for p in last.policies}
+        todo: list[TreeEntry] = []
         for status, entry in self.mirror.changed_entries(last.commit, commit, self._pathspecs):
-            if status == "D":
-                if entry.path in policies:
-                    del policies[entry.path]
-                else:
-                    canary, _ = canary_for_path(entry.path, self.gates_path)
-                    if canary is not None:
-                        gates.pop(canary, None)
-                continue
-            canary = self._classify(entry, problems)
-            if canary is not None:
-                wanted.append((entry, canary))
-        fresh = self._parse(wanted, gates, policies, problems, {})
-        if problems:
-            raise InvalidFiles(problems)
+            if status != "D":
+                todo.append(entry)
+            elif entry.path in policies:
+                del policies[entry.path]
+            else:
+                canary, _ = canary_for_path(entry.path, self.gates_path)
+                if canary is not None:
+                    gates.pop(canary, None)
+        part = self._read(todo)
+        if part.refused or part.problems:
+            raise InvalidFiles(part.refused + part.problems)
+        for namespace, name, value in part.gates:
+            gates[CanaryRef(sys.intern(namespace), name)] = value
+        policies.update((p.path, p) for p in part.policies)
         if self.store is not None:
-            self.store.append(fresh)
+            self.store.append([part.store_text])
         return self._snapshot(commit, gates, policies.values(), verified)
 
     # --- shared steps ------------------------------------------------------------------------
 
-    def _classify(self, entry: TreeEntry, problems: list[Problem]) -> CanaryRef | None:
-        """The canary a tree entry is the gate file of (_POLICY for a policy file), or None with
-        the reason added to `problems`."""
-        if entry.path in self._policy_paths:
-            if entry.mode not in _BLOB_MODES:
-                problems.append(Problem(shown(entry.path), None, "", _not_plain(entry.mode, policy=True)))
-                return None
-            return _POLICY
-        if entry.path == self.gates_path:
-            what = _MODE_NAMES.get(entry.mode, "a file")
-            problems.append(Problem(shown(entry.path), None, "", f"is {what}, not a folder of gate files"))
-            return None
-        if entry.mode not in _BLOB_MODES:
-            problems.append(Problem(shown(entry.path), None, "", _not_plain(entry.mode, policy=False)))
-            return None
-        canary, why = canary_for_path(entry.path, self.gates_path)
-        if canary is None:
-            problems.append(Problem(shown(entry.path), None, "", why))
-        return canary
-
-    def _parse(
-        self,
-        wanted: list[tuple[TreeEntry, CanaryRef]],
-        gates: dict[CanaryRef, Stored],
-        policies: dict[str, Policy],
-        problems: list[Problem],
-        stored: dict[tuple[str, str], str],
-    ) -> list[tuple[str, str, Stored]]:
-        """Parse `wanted` into `gates` and `policies` (updated in place); return the gates parsed
-        from git (not taken from `stored`) as (path, blob id, gate)."""
-        todo = []
-        for entry, canary in wanted:
-            value = stored.get((entry.path, entry.oid)) if canary is not _POLICY else None
-            if value is not None:
-                gates[canary] = value  # decoded when first asked for
-                continue
-            todo.append((entry, canary))
-        blobs = self.mirror.read_blobs([e.oid for e, _ in todo], limit=MAX_FILE_BYTES) if todo else {}
-        parsed = _parse_gates(
-            [(e.path, c, data) for e, c in todo if c is not _POLICY and (data := blobs[e.oid]) is not None]
-        )
-        fresh: list[tuple[str, str, Stored]] = []
-        for entry, canary in todo:
-            data = blobs[entry.oid]
-            if data is None:
-                problems.append(Problem(shown(entry.path), None, "", f"larger than {MAX_FILE_BYTES} bytes"))
-            elif canary is _POLICY:
-                policy, found = parse_policy(entry.path, data)
-                problems.extend(found)
-                if policy is not None:
-                    policies[entry.path] = policy
+    def _read(self, todo: list[TreeEntry]) -> _Part:
+        """Check, read and parse tree entries: in this process, or, for many
+        (a first start, mostly), spread over one process per CPU, each reading its share of the
+        files from git itself. Parsing is CPU-bound Python; so is reading 100,000 blobs."""
+        workers = min(len(os.sched_getaffinity(0)), 8)
+        store = self.store is not None
+        if len(todo) >= PARALLEL_FROM and workers >= 2:
+            size = -(-len(todo) // (workers * 4))  # a few parts per worker, so none waits long on another
+            parts = [todo[i : i + size] for i in range(0, len(todo), size)]
+            try:
+                # spawn, not fork: the service has threads, and a forked child would inherit their locks.
+                with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                    read = functools.partial(
+                        _read_entries, self.mirror, self.gates_path, self._policy_paths, as_text=True, store=store
+                    )
+                    done = list(pool.map(read, parts))
+            except (OSError, BrokenProcessPool, pickle.PickleError) as e:
+                log.warning("could not read gate files in other processes (%s); reading %d here", e, len(todo))
             else:
-                gate, found = parsed[entry.path]
-                problems.extend(found)
-                if gate is not None:
-                    gates[canary] = gate
-                    fresh.append((entry.path, entry.oid, gate))
-        return fresh
+                return _Part(
+                    [g for p in done for g in p.gates],
+                    "".join(p.store_text for p in done),
+                    [p for d in done for p in d.policies],
+                    [r for p in done for r in p.refused],
+                    [r for p in done for r in p.problems],
+                )
+        return _read_entries(self.mirror, self.gates_path, self._policy_paths, todo, as_text=False, store=store)
 
     def _snapshot(
         self, commit: str, gates: dict[CanaryRef, Stored], policies: Iterable[Policy], verified: bool
@@ -231,47 +203,77 @@ class SnapshotBuilder:
         )
 
 
-# --- parsing many files at once ----------------------------------------------------------------
-
-PARALLEL_FROM = 4_000  # gate files to parse before other processes help (a first start, mostly)
-_Parsed = tuple[Stored | None, list[Problem]]
+PARALLEL_FROM = 4_000  # gate files to read before other processes help (a first start, mostly)
 
 
-def _parse_gates(items: list[tuple[str, CanaryRef, bytes]]) -> dict[str, _Parsed]:
-    """parse_gate over many files: in this process, or for many files spread over one process per
-    CPU (parsing is CPU-bound Python; a first start of a 100,000-gate repo is mostly this)."""
-    workers = min(len(os.sched_getaffinity(0)), 8)
-    if len(items) < PARALLEL_FROM or workers < 2:
-        return {path: parse_gate(path, data, canary) for path, canary, data in items}
-    chunks = [
-        [(path, canary.namespace, canary.name, data) for path, canary, data in items[i :: workers * 4]]
-        for i in range(workers * 4)
-    ]
-    try:
-        # spawn, not fork: the service has threads, and a forked child would inherit their locks.
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(pool.map(_parse_chunk, chunks))
-    except (OSError, BrokenProcessPool, pickle.PickleError) as e:
-        log.warning("could not parse in other processes (%s); parsing %d files here", e, len(items))
-        return {path: parse_gate(path, data, canary) for path, canary, data in items}
-    out: dict[str, _Parsed] = {}
-    for result in results:
-        for path, value, found in result:
-            out[path] = (value, [Problem(*p) for p in found])  # the gate as stored text, decoded when asked for
-    return out
+class _Part(NamedTuple):
+    """What reading some tree entries gave, in their order."""
+
+    gates: list[tuple[str, str, Stored]]  # namespace, name, gate
+    store_text: str  # the parse store's lines for these gates (if asked for)
+    policies: list[Policy]
+    refused: list[Problem]  # entries that are no gate file at all (their path or mode)
+    problems: list[Problem]  # what is wrong inside the files
 
 
-def _parse_chunk(
-    chunk: list[tuple[str, str, str, bytes]],
-) -> list[tuple[str, str | None, list[tuple[str, int | None, str, str]]]]:
-    """In a worker process: parse, and answer each gate as the parse store's text (cheap to send
-    back, written to the store as it is, and decoded by the service only when first asked for)."""
-    out = []
-    for path, namespace, name, data in chunk:
-        gate, found = parse_gate(path, data, CanaryRef(namespace, name))
-        problems = [(p.file, p.line, p.key, p.message) for p in found]
-        out.append((path, encoded_text(gate) if gate is not None else None, problems))
-    return out
+def _read_entries(
+    mirror: Mirror, gates_path: str, policy_paths: list[str], todo: list[TreeEntry], *, as_text: bool, store: bool
+) -> _Part:
+    """SnapshotBuilder._read in one process. `as_text` (in a worker process): each gate as the
+    parse store's text, cheap to send back and decoded by the service only when first asked for.
+    `store`: with the parse store's lines, made here too (in parallel, in a worker)."""
+    gates: list[tuple[str, str, Stored]] = []
+    lines: list[str] = []
+    policies: list[Policy] = []
+    refused: list[Problem] = []
+    problems: list[Problem] = []
+    wanted: list[tuple[str, str, CanaryRef]] = []
+    for mode, _, oid, path in todo:
+        canary = _classify(mode, path, gates_path, policy_paths, refused)
+        if canary is not None:
+            wanted.append((oid, path, canary))
+    blobs = mirror.read_blobs([oid for oid, _, _ in wanted], limit=MAX_FILE_BYTES) if wanted else {}
+    for oid, path, canary in wanted:
+        data = blobs[oid]
+        if data is None:
+            problems.append(Problem(shown(path), None, "", f"larger than {MAX_FILE_BYTES} bytes"))
+        elif canary is _POLICY:
+            policy, found = parse_policy(path, data)
+            problems.extend(found)
+            if policy is not None:
+                policies.append(policy)
+        else:
+            gate, found = parse_gate(path, data, canary)
+            problems.extend(found)
+            if gate is not None:
+                value = encoded_text(gate) if as_text else gate
+                gates.append((canary.namespace, canary.name, value))
+                if store:
+                    lines.append(store_line(path, oid, value))
+    return _Part(gates, "".join(lines), policies, refused, problems)
+
+
+def _classify(
+    mode: str, path: str, gates_path: str, policy_paths: list[str], problems: list[Problem]
+) -> CanaryRef | None:
+    """The canary a tree entry is the gate file of (_POLICY for a policy file), or None with the
+    reason added to `problems`."""
+    if path in policy_paths:
+        if mode not in _BLOB_MODES:
+            problems.append(Problem(shown(path), None, "", _not_plain(mode, policy=True)))
+            return None
+        return _POLICY
+    if path == gates_path:
+        what = _MODE_NAMES.get(mode, "a file")
+        problems.append(Problem(shown(path), None, "", f"is {what}, not a folder of gate files"))
+        return None
+    if mode not in _BLOB_MODES:
+        problems.append(Problem(shown(path), None, "", _not_plain(mode, policy=False)))
+        return None
+    canary, why = canary_for_path(path, gates_path)
+    if canary is None:
+        problems.append(Problem(shown(path), None, "", why))
+    return canary
 
 
 def _give_back_memory() -> None:

@@ -332,20 +332,34 @@ def test_a_large_first_build_parsed_in_other_processes_equals_one_parsed_here(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = Repo(tmp_path / "repo")
-    commit = many_gates(repo, 40)
+    many_gates(repo, 40)
+    repo.write("gitgate.yaml", POLICY.format(default="open"))
+    commit = repo.commit()
     here = SnapshotBuilder(repo.mirror, "gates").build(commit)
     monkeypatch.setattr(snapshot, "PARALLEL_FROM", 10)  # as a 100,000-gate repo would, at 40 files
-    spread = SnapshotBuilder(repo.mirror, "gates").build(commit)
+    store_file = tmp_path / "parsed.jsonl"
+    spread = SnapshotBuilder(repo.mirror, "gates", store=ParseStore(store_file, "gates")).build(commit)
     assert spread == here
     assert len(spread.gates) == 40
+    assert [p.path for p in spread.policies] == ["gitgate.yaml"]
+    # What the workers sent back is what the store keeps: a restart takes every gate from it.
+    assert len(store_file.read_text().splitlines()) == 1 + 40
+    restarted = SnapshotBuilder(repo.mirror, "gates", store=ParseStore(store_file, "gates")).build(commit)
+    assert restarted == here
 
+    # Every kind of problem, found in the workers and here alike, in the same order.
     repo.write("gates/team-0/app-3.yaml", gate_yaml("team-0", "someone-else"))
     repo.write("gates/team-1/app-7.yaml", "spec: [\n")
+    repo.write("gates/team-2/app-8.yaml", "# " + "x" * (snapshot.MAX_FILE_BYTES + 1) + "\n")
+    repo.write("gates/Team_2/app.yaml", gate_yaml("Team_2", "app"))
+    repo.write("gates/team-1/run.yaml", gate_yaml("team-1", "run"), mode=0o755)
+    repo.write("gitgate.yaml", "apiVersion: gitgate/v1\nkind: Policy\nspec:\n  defualt: open\n")
     broken = repo.commit()
+    monkeypatch.setattr(snapshot, "PARALLEL_FROM", 10)
     with pytest.raises(InvalidFiles) as in_workers:
         SnapshotBuilder(repo.mirror, "gates").build(broken)
     monkeypatch.setattr(snapshot, "PARALLEL_FROM", 1_000_000)
     with pytest.raises(InvalidFiles) as in_process:
         SnapshotBuilder(repo.mirror, "gates").build(broken)
     assert [p.render() for p in in_workers.value.problems] == [p.render() for p in in_process.value.problems]
-    assert len(in_workers.value.problems) == 2
+    assert len(in_workers.value.problems) == 6
