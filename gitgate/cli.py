@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import cast
 
 from gitgate import __version__
-from gitgate.commands import check, demo, init, lint, local_requests, request_cmd, schema_cmd, serve, status, verify
 from gitgate.errors import GitgateError, UsageError
 from gitgate.settings import add
 
@@ -80,20 +82,20 @@ def parser() -> argparse.ArgumentParser:
     )
     add(p, "--github-webhook-secret", help="secret of the GitHub push webhook (/hooks/github)")
     add(p, "--gitlab-webhook-token", help="token of the GitLab push webhook (/hooks/gitlab)")
-    p.set_defaults(run=serve.run)
+    p.set_defaults(run="serve:run")
 
     p = sub.add_parser("init", help="create a new approvals repo with a local signing key")
     p.add_argument("directory", nargs="?", default="./approvals", help="where (default ./approvals)")
     add(p, "--state-dir", default=".gitgate", help="where the signing key and trust roots go")
-    p.set_defaults(run=init.run)
+    p.set_defaults(run="init:run")
 
     p = sub.add_parser("lint", help="check gate and policy files")
     p.add_argument("paths", nargs="*", metavar="PATH", help="repo roots or files (default .)")
     add(p, "--path", default="gates", help="folder of gate files inside a repo root")
-    p.set_defaults(run=lint.run)
+    p.set_defaults(run="lint:run")
 
     p = sub.add_parser("schema", help="print the JSON Schema of gate and policy files")
-    p.set_defaults(run=schema_cmd.run)
+    p.set_defaults(run="schema_cmd:run")
 
     p = sub.add_parser("check", help="answer one check as the service would, with the reason")
     p.add_argument("--namespace", required=True)
@@ -104,13 +106,13 @@ def parser() -> argparse.ArgumentParser:
     add(p, "--url", help="ask a running service (e.g. http://gitgate.flagger-system) instead of the repo")
     _repo_flags(p)
     _trust_flags(p)
-    p.set_defaults(run=check.run)
+    p.set_defaults(run="check:run")
 
     p = sub.add_parser("verify", help="what the reconciler would accept, commit by commit, and why")
     p.add_argument("rev", nargs="?", help="commit to check (default: the branch head)")
     _repo_flags(p)
     _trust_flags(p)
-    p.set_defaults(run=verify.run)
+    p.set_defaults(run="verify:run")
 
     p = sub.add_parser("request", help="open (or find) the approval request for a gate; prints its URL")
     p.add_argument("--namespace", required=True)
@@ -124,39 +126,46 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="comma-separated labels")
     _repo_flags(p)
     _forge_flags(p)
-    p.set_defaults(run=request_cmd.run)
+    p.set_defaults(run="request_cmd:run")
 
     p = sub.add_parser("requests", help="list open requests (local forge)")
     _repo_flags(p)
-    p.set_defaults(run=local_requests.list_requests)
+    p.set_defaults(run="local_requests:list_requests")
 
     p = sub.add_parser("approve", help="merge a request with a commit signed by you (local forge)")
     p.add_argument("request", help="the request's number")
     add(p, "--signing-key", help="your SSH signing key (private key file)")
     add(p, "--notify", metavar="URL", help="a gitgate service to tell at once (POST URL/hooks/local)")
     _repo_flags(p)
-    p.set_defaults(run=local_requests.approve)
+    p.set_defaults(run="local_requests:approve")
 
     p = sub.add_parser("reject", help="close a request without merging it (local forge)")
     p.add_argument("request", help="the request's number")
     p.add_argument("--reason", help="why, kept in the request's record")
     _repo_flags(p)
-    p.set_defaults(run=local_requests.reject)
+    p.set_defaults(run="local_requests:reject")
 
     p = sub.add_parser("demo", help="the whole story on this machine: repo, keys, service, Flagger, request, approval")
     p.add_argument("--dir", help="keep the demo's files here (default: a temporary folder, removed after)")
-    p.set_defaults(run=demo.run)
+    p.set_defaults(run="demo:run")
 
     p = sub.add_parser("status", help="what a running service answers from, and why")
     add(p, "--url", default="http://127.0.0.1:8080", help="the service")
     p.add_argument("--json", action="store_true", help="print the raw /api/v1/status JSON")
-    p.set_defaults(run=status.run)
+    p.set_defaults(run="status:run")
     return top
+
+
+def _runner(spec: str) -> Runner:
+    """A command's function, imported only when it runs: `gitgate lint` need not load the web
+    service, and neither does a process the service starts to parse files (it imports this module)."""
+    module, _, name = spec.partition(":")
+    return cast(Runner, getattr(importlib.import_module(f"gitgate.commands.{module}"), name))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    runner: Runner = args.run
+    runner = _runner(args.run)
     try:
         return runner(args)
     except UsageError as e:
@@ -167,3 +176,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `gitgate schema | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else the exit flush fails too
+        return 141  # as a shell reports a command killed by SIGPIPE

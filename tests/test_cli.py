@@ -130,6 +130,33 @@ def test_unknown_flags_and_commands_exit_2(tmp_path: Path) -> None:
     assert version.returncode == 0 and version.stdout.startswith("gitgate ")
 
 
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`gitgate schema | head -1`: the reader leaves early; no traceback, the shell's SIGPIPE status."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # gone before gitgate writes a byte: every write fails
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "gitgate", "schema"], cwd=tmp_path, stdout=write_end, capture_output=False,
+            stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141
+    assert proc.stderr == ""
+
+
+def test_commands_load_only_what_they_run(tmp_path: Path) -> None:
+    """The CLI module imports no command: `gitgate lint` does not load the web service, and each
+    process the service starts to parse a large repo (which imports the `gitgate` script, so the
+    CLI) starts in a fraction of the time and memory."""
+    probe = (
+        "import sys, gitgate.cli; print(sorted(m for m in ('flask', 'waitress', 'gitgate.server') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
+    assert gitgate("schema", cwd=tmp_path).returncode == 0
+
+
 def test_init_makes_a_signed_repo_with_trust_roots_outside_it(tmp_path: Path) -> None:
     proc = gitgate("init", "repo", "--state-dir", "st", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
