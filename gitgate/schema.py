@@ -7,6 +7,7 @@ size and depth of a document are bounded before anything is built.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -74,7 +75,6 @@ class _Doc:
         self.file = file
         self.lines: dict[Path, int] = {}
         self.problems: list[Problem] = []
-        self._constructor = yaml.constructor.SafeConstructor()
         self._seen: set[int] = set()
 
     def problem(self, path: Path, message: str) -> None:
@@ -86,6 +86,10 @@ class _Doc:
                 break
             probe = probe[:-1]
         self.problems.append(Problem(self.file, line, render_key(path), message))
+
+    @functools.cached_property  # made only for a document libyaml composed
+    def _constructor(self) -> yaml.constructor.SafeConstructor:
+        return yaml.constructor.SafeConstructor()
 
     def build(self, node: yaml.Node, path: Path, depth: int) -> Any:
         if id(node) in self._seen:
@@ -214,6 +218,18 @@ def _load(file: str, data: bytes) -> tuple[Any, _Doc]:
 # --- field checks --------------------------------------------------------------------------------
 
 _TYPE_NAMES: dict[type, str] = {str: "a string", dict: "a mapping", list: "a list"}
+# The keys each mapping allows, and those it needs.
+_TOP_KEYS = frozenset({"apiVersion", "kind", "metadata", "spec"})
+_GATE_REQUIRED = frozenset({"apiVersion", "kind", "metadata"})
+_POLICY_REQUIRED = frozenset({"apiVersion", "kind"})
+_METADATA_KEYS = frozenset({"name", "namespace", "labels", "annotations"})
+_METADATA_REQUIRED = frozenset({"name", "namespace"})
+_GATE_SPEC_KEYS = frozenset({"default", "approvals", "freeze"})
+_POLICY_SPEC_KEYS = frozenset({"default", "freeze"})
+_APPROVAL_KEYS = frozenset({"hook", "checksum", "expires", "request", "note"})
+_APPROVAL_REQUIRED = frozenset({"hook", "checksum"})
+_FREEZE_KEYS = frozenset({"start", "duration", "timezone", "reason"})
+_FREEZE_REQUIRED = frozenset({"start", "duration"})
 
 
 def _type_name(value: Any) -> str:
@@ -229,14 +245,17 @@ def _type_name(value: Any) -> str:
 
 
 def _expect(doc: _Doc, value: Any, path: Path, kind: type, hint: str = "") -> bool:
-    if isinstance(value, kind) and not (kind is str and isinstance(value, bool)):
+    if type(value) is kind or (isinstance(value, kind) and not (kind is str and isinstance(value, bool))):
         return True
     extra = f"; {hint}" if hint else ""
     doc.problem(path, f"must be {_TYPE_NAMES[kind]}, not {_type_name(value)}{extra}")
     return False
 
 
-def _keys(doc: _Doc, mapping: dict[str, Any], path: Path, allowed: set[str], required: set[str]) -> None:
+def _keys(doc: _Doc, mapping: dict[str, Any], path: Path, allowed: frozenset[str], required: frozenset[str]) -> None:
+    present = mapping.keys()
+    if present <= allowed and present >= required:  # the common case, in two set operations
+        return
     for key in mapping:
         if key not in allowed:
             doc.problem((*path, key), f"unknown key; allowed here: {', '.join(sorted(allowed))}")
@@ -265,7 +284,7 @@ def _freeze(doc: _Doc, spec: dict[str, Any], path: Path) -> tuple[FreezeWindow, 
         p: Path = (*path, "freeze", i)
         if not _expect(doc, item, p, dict):
             continue
-        _keys(doc, item, p, {"start", "duration", "timezone", "reason"}, {"start", "duration"})
+        _keys(doc, item, p, _FREEZE_KEYS, _FREEZE_REQUIRED)
         start, duration, tz, reason = (item.get(k) for k in ("start", "duration", "timezone", "reason"))
         ok = True
         if "start" in item and _expect(doc, start, (*p, "start"), str, 'quote it: "0 18 * * FRI"'):
@@ -310,10 +329,12 @@ def _approvals(doc: _Doc, spec: dict[str, Any], path: Path) -> tuple[Approval, .
         p: Path = (*path, "approvals", i)
         if not _expect(doc, item, p, dict):
             continue
-        _keys(doc, item, p, {"hook", "checksum", "expires", "request", "note"}, {"hook", "checksum"})
+        _keys(doc, item, p, _APPROVAL_KEYS, _APPROVAL_REQUIRED)
         ok = "hook" in item and "checksum" in item
+        # `type(x) is str or _expect(...)`: the key path is built only for a problem (this loop runs
+        # for every approval of every file of a first start).
         hook = item.get("hook")
-        if "hook" in item and _expect(doc, hook, (*p, "hook"), str, 'quote "*"'):
+        if "hook" in item and (type(hook) is str or _expect(doc, hook, (*p, "hook"), str, 'quote "*"')):
             if hook not in GATE_HOOKS:
                 doc.problem((*p, "hook"), f"{hook!r} is not one of {', '.join(GATE_HOOKS)}")
                 ok = False
@@ -321,34 +342,36 @@ def _approvals(doc: _Doc, spec: dict[str, Any], path: Path) -> tuple[Approval, .
             ok = False
         checksum = item.get("checksum")
         hint = f'quote it: checksum: "{checksum}"' if type(checksum) in (int, float) else ""  # not for null/bool
-        if "checksum" in item and _expect(doc, checksum, (*p, "checksum"), str, hint):
+        if "checksum" in item and (type(checksum) is str or _expect(doc, checksum, (*p, "checksum"), str, hint)):
             if checksum != ANY and not _CHECKSUM.fullmatch(checksum):
                 doc.problem((*p, "checksum"), f'{checksum!r} is not a Flagger checksum or "*"')
                 ok = False
         else:
             ok = False
         expires = None
-        if item.get("expires") is not None:
-            if _expect(doc, item["expires"], (*p, "expires"), str, 'quote it: "2026-11-23T12:00:00Z"'):
+        stamp = item.get("expires")
+        if stamp is not None:
+            if type(stamp) is str or _expect(doc, stamp, (*p, "expires"), str, 'quote it: "2026-11-23T12:00:00Z"'):
                 try:
-                    expires = parse_timestamp(item["expires"])
+                    expires = parse_timestamp(stamp)
                 except ValueError as e:
                     doc.problem((*p, "expires"), str(e))
                     ok = False
             else:
                 ok = False
         for key in ("request", "note"):
-            if item.get(key) is not None and not _expect(doc, item[key], (*p, key), str):
+            text = item.get(key)
+            if text is not None and type(text) is not str and not _expect(doc, text, (*p, key), str):
                 ok = False
         if ok:
             out.append(Approval(hook, checksum, expires, item.get("request"), item.get("note"), doc.lines.get(p)))
     return tuple(out)
 
 
-def _header(doc: _Doc, value: Any, kind: str, allowed_top: set[str]) -> dict[str, Any] | None:
+def _header(doc: _Doc, value: Any, kind: str) -> dict[str, Any] | None:
     if not _expect(doc, value, (), dict):
         return None
-    _keys(doc, value, (), allowed_top, {"apiVersion", "kind"} | ({"metadata"} if kind == "Gate" else set()))
+    _keys(doc, value, (), _TOP_KEYS, _GATE_REQUIRED if kind == "Gate" else _POLICY_REQUIRED)
     if "apiVersion" in value and value["apiVersion"] != API_VERSION:
         doc.problem(("apiVersion",), f"must be {API_VERSION}, not {value['apiVersion']!r}")
     if "kind" in value and value["kind"] != kind:
@@ -367,12 +390,12 @@ def parse_gate(file: str, data: bytes, canary: CanaryRef) -> tuple[Gate | None, 
     value, doc = _load(file, data)
     if value is None:
         return None, doc.problems
-    spec = _header(doc, value, "Gate", {"apiVersion", "kind", "metadata", "spec"})
+    spec = _header(doc, value, "Gate")
     meta = value.get("metadata") if isinstance(value, dict) else None
     if isinstance(value, dict) and "metadata" in value and not isinstance(meta, dict):
         _expect(doc, meta, ("metadata",), dict)
     if isinstance(meta, dict):
-        _keys(doc, meta, ("metadata",), {"name", "namespace", "labels", "annotations"}, {"name", "namespace"})
+        _keys(doc, meta, ("metadata",), _METADATA_KEYS, _METADATA_REQUIRED)
         for key, want in (("name", canary.name), ("namespace", canary.namespace)):
             got = meta.get(key)
             if key in meta and _expect(doc, got, ("metadata", key), str) and got != want:
@@ -384,7 +407,7 @@ def parse_gate(file: str, data: bytes, canary: CanaryRef) -> tuple[Gate | None, 
                     _expect(doc, v, ("metadata", key, k), str)
     if spec is None:
         return None, doc.problems
-    _keys(doc, spec, ("spec",), {"default", "approvals", "freeze"}, set())
+    _keys(doc, spec, ("spec",), _GATE_SPEC_KEYS, frozenset())
     gate = Gate(
         canary=canary,
         path=file,
@@ -399,12 +422,12 @@ def parse_policy(file: str, data: bytes) -> tuple[Policy | None, list[Problem]]:
     value, doc = _load(file, data)
     if value is None:
         return None, doc.problems
-    spec = _header(doc, value, "Policy", {"apiVersion", "kind", "metadata", "spec"})
+    spec = _header(doc, value, "Policy")
     if isinstance(value, dict) and "metadata" in value:
         _expect(doc, value["metadata"], ("metadata",), dict)
     if spec is None:
         return None, doc.problems
-    _keys(doc, spec, ("spec",), {"default", "freeze"}, set())
+    _keys(doc, spec, ("spec",), _POLICY_SPEC_KEYS, frozenset())
     policy = Policy(file, _default(doc, spec, ("spec",)), _freeze(doc, spec, ("spec",)))
     return (None if doc.problems else policy), doc.problems
 

@@ -15,6 +15,9 @@ _RFC3339 = re.compile(
 )
 
 
+_UTC_SECONDS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+
+
 def parse_duration(text: str) -> timedelta:
     """'63h', '1h30m', '90s', '2d' -> timedelta. Raises ValueError with a fix-it hint."""
     text = text.strip()
@@ -45,6 +48,8 @@ def format_duration(delta: timedelta) -> str:
 
 def parse_timestamp(text: str) -> datetime:
     """An RFC 3339 date-time with an explicit offset -> aware datetime in UTC."""
+    if _UTC_SECONDS.fullmatch(text):  # the usual form, "2026-11-23T12:00:00Z": read as it is
+        return datetime.fromisoformat(text)  # Z: timezone.utc, the UTC the general path ends in
     if not _RFC3339.fullmatch(text.strip()):
         raise ValueError(f'{text!r} is not an RFC 3339 timestamp with a time zone; use e.g. "2026-11-23T12:00:00Z"')
     value = text.strip().replace("z", "Z").replace("t", "T")

@@ -22,6 +22,7 @@ from jsonschema import Draft202012Validator
 from gitgate.errors import Problem
 from gitgate.model import Approval, CanaryRef, Default, FreezeWindow, Gate, Policy
 from gitgate.schema import MAX_FILE_BYTES, canary_for_path, json_schema, parse_gate, parse_policy
+from gitgate.timeutil import parse_timestamp
 
 FILE = "gates/test/podinfo.yaml"
 POLICY = "gitgate.yaml"
@@ -481,6 +482,25 @@ _NO_ZONE = '{!r} is not an RFC 3339 timestamp with a time zone; use e.g. "2026-1
 def test_a_bad_or_zoneless_timestamp(written: str, message: str) -> None:
     text = HEADER + f"spec:\n  approvals:\n    - hook: rollback\n      checksum: abc\n      expires: {written}\n"
     assert gate_problems(text) == [f"{A}:10: spec.approvals[0].expires: {message}"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z\Z")
+    | st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat(timespec="seconds").replace("+00:00", "Z"))
+)
+def test_the_usual_timestamp_form_reads_as_the_general_rules_read_it(stamp: str) -> None:
+    """`...T12:00:00Z`, the form nearly every approval uses, has a shortcut; a space in front
+    takes the general path (which strips it). Both give the same time, or the same refusal."""
+
+    def read(text: str) -> object:
+        try:
+            moment = parse_timestamp(text)
+        except ValueError as e:
+            return str(e)
+        return (moment, moment.tzinfo)
+
+    assert read(stamp) == read(" " + stamp)
 
 
 # --- errors of YAML itself -----------------------------------------------------------------------
