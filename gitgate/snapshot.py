@@ -169,7 +169,7 @@ class SnapshotBuilder:
         workers = min(len(os.sched_getaffinity(0)), 8)
         store = self.store is not None
         if len(todo) >= PARALLEL_FROM and workers >= 2:
-            size = -(-len(todo) // (workers * 4))  # a few parts per worker, so none waits long on another
+            size = -(-len(todo) // (workers * 8))  # several parts per worker: none is left long alone at the end
             parts = [todo[i : i + size] for i in range(0, len(todo), size)]
             try:
                 # spawn, not fork: the service has threads, and a forked child would inherit their locks.

@@ -10,14 +10,11 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-import waitress
-
 from gitgate import logs
 from gitgate.commands.init import init_repo
 from gitgate.errors import UsageError
 from gitgate.metrics import Metrics
 from gitgate.requester import Requester
-from gitgate.server import create_app
 from gitgate.service import (
     DEFAULT_REPO,
     build_reconciler,
@@ -67,6 +64,11 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     worker = threading.Thread(target=reconciler.run, args=(stop, interval), name="reconciler", daemon=True)
     worker.start()
+    # The web stack (flask, waitress: about 0.2 s of imports) loads while the first fetch runs.
+    import waitress  # noqa: PLC0415
+
+    from gitgate.server import create_app  # noqa: PLC0415
+
     app = create_app(
         source=reconciler,
         metrics=metrics,
