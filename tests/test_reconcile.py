@@ -16,6 +16,7 @@ from gitgate.errors import GitgateError
 from gitgate.git import Mirror
 from gitgate.metrics import Metrics
 from gitgate.model import CanaryRef, CheckRequest, Hook
+from gitgate.parse_store import ParseStore
 from gitgate.reconcile import Reconciler
 from gitgate.snapshot import SnapshotBuilder
 from gitgate.state import StateDir
@@ -33,6 +34,7 @@ def reconciler(
     trust_from: str | None = None,
     path: str = "gates",
     repo: str | None = None,
+    store: bool = False,
 ) -> Reconciler:
     state = StateDir(state_dir)
     state.ensure()
@@ -45,7 +47,7 @@ def reconciler(
         mirror=mirror,
         state=state,
         trust=roots,
-        builder=SnapshotBuilder(mirror, path),
+        builder=SnapshotBuilder(mirror, path, store=ParseStore(state.parsed_file, path) if store else None),
         metrics=Metrics(),
         trust_from=trust_from,
     )
@@ -81,6 +83,19 @@ def test_a_signed_head_is_served_and_persisted(approved: Approvals, keys: Keys, 
     saved = json.loads((tmp_path / "state" / "state.json").read_text())
     assert saved["commit"] == approved.head()
     assert "alice@example.test" in saved["signer"]
+
+
+def test_each_commit_served_is_in_the_parse_store_at_once(approved: Approvals, keys: Keys, tmp_path: Path) -> None:
+    """The store is written once the commit is served, not left for the next build: a restart
+    right after (or a crash) parses nothing again."""
+    rec = reconciler(approved, keys, tmp_path / "state", store=True)
+    assert rec.reconcile().result == "advanced"
+    store = ParseStore(rec.state.parsed_file, "gates")
+    assert {path for path, _ in store.load()} == {"gates/test/podinfo.yaml"}
+    approved.approve("test", "frontend", "confirm-rollout", "def")
+    approved.land("approve frontend", keys.alice)
+    assert rec.reconcile().result == "advanced"
+    assert {path for path, _ in store.load()} == {"gates/test/podinfo.yaml", "gates/test/frontend.yaml"}
 
 
 @pytest.mark.parametrize("who", ["nobody", "mallory", "dave"])
