@@ -634,3 +634,214 @@ def test_the_loose_writer_often_stays_in_the_subset() -> None:
     rnd = rng(2026)
     taken = sum(agree(Writer(rnd, strict=False).document(_tree(rnd))) for _ in range(300))
     assert taken > 30, taken
+
+
+# --- the plan cache: a layout read once, its values read in every file --------------------------------
+
+
+def uncached(text: str) -> tuple[dict[str, Any], dict[schema.Path, int]] | None:
+    """`fastyaml.load` with no plan kept: the layout read afresh (the plans kept are left as they were)."""
+    with mock.patch.dict(fastyaml._PLANS, clear=True):
+        return fastyaml.load(text)
+
+
+def from_cache(text: str) -> tuple[dict[str, Any], dict[schema.Path, int]] | None:
+    """`fastyaml.load` that must not read the layout: it answers from a kept plan (or refuses before)."""
+    with mock.patch.object(fastyaml, "_plan", side_effect=AssertionError("the layout was read again")):
+        return fastyaml.load(text)
+
+
+def same(a: Any, b: Any) -> bool:
+    return repr(a) == repr(b) and a == b  # the same values, types and key order
+
+
+GATE_LAYOUT = """\
+apiVersion: gitgate/v1
+kind: Gate
+metadata:
+  name: {0}
+  namespace: {1}
+spec:
+  approvals:
+  - hook: {2}
+    checksum: {3}
+    note: x
+  - {4}
+"""
+# One token each, so that the layout stays that of GATE_LAYOUT: text, null, or what libyaml reads
+# as something else (the fast path must then refuse), plain and quoted.
+VALUE_TOKENS = [
+    "x",
+    "podinfo",
+    "a b",
+    "a:b",
+    "x#y",
+    "2026-01-01",
+    "12",
+    "-1",
+    "1.5",
+    ".inf",
+    "0x1F",
+    "true",
+    "False",
+    "yes",
+    "off",
+    "=",
+    "<<",
+    "~",
+    "null",
+    "Null",
+    "NULL",
+    "'12'",
+    '"true"',
+    "'~'",
+    '"null"',
+    "''",
+    '""',
+    "'it''s'",
+    "'a # b'",
+    '"a: b"',
+]
+NOT_TEXT_TOKENS = {"12", "-1", "1.5", ".inf", "0x1F", "true", "False", "yes", "off", "=", "<<"}
+NULL_TOKENS = {"~", "null", "Null", "NULL"}
+
+
+def test_one_layout_with_any_values_answers_from_the_kept_plan_as_afresh() -> None:
+    fastyaml._PLANS.clear()
+    assert agree(GATE_LAYOUT.format("a", "b", "c", "d", "e"))  # keeps the plan
+    for slot in range(5):
+        for token in VALUE_TOKENS:
+            text = GATE_LAYOUT.format(*["v"] * slot, token, *["v"] * (4 - slot))
+            got = from_cache(text)
+            assert same(got, uncached(text)), text
+            if token in NOT_TEXT_TOKENS:
+                assert got is None, text
+                continue
+            assert got is not None, text
+            assert agree(text)
+            assert same(got, libyaml(text)[:2]), text  # e.g. '12' stays text, ~ is None
+            path = [("metadata", "name"), ("metadata", "namespace"), ("spec", "approvals", 0, "hook")]
+            path += [("spec", "approvals", 0, "checksum"), ("spec", "approvals", 1)]
+            assert (token in NULL_TOKENS) == (_at(got[0], path[slot]) is None)
+
+
+def _at(value: Any, path: tuple[str | int, ...]) -> Any:
+    for part in path:
+        value = value[part]
+    return value
+
+
+def test_documents_after_a_refused_one_of_the_same_layout() -> None:
+    refused, taken = GATE_LAYOUT.format("a", "b", "c", "d", "12"), GATE_LAYOUT.format("a", "b", "c", "d", "'12'")
+    fastyaml._PLANS.clear()
+    assert fastyaml.load(refused) is None  # the layout is fine: its plan is kept
+    assert len(fastyaml._PLANS) == 1
+    assert same(from_cache(taken), libyaml(taken)[:2])
+    assert from_cache(refused) is None
+    assert same(from_cache(taken), libyaml(taken)[:2])
+    # and a layout outside the subset stays refused, whatever came before
+    duplicate = "a: x\na: y\n"
+    fastyaml._PLANS.clear()
+    for _ in range(2):
+        assert fastyaml.load(duplicate) is None
+        assert fastyaml._PLANS == {}
+
+
+def test_what_load_hands_out_is_the_callers_own() -> None:
+    """Changing a value or its lines (schema._Doc may, one day) must not change a later answer."""
+    text = GATE_LAYOUT.format("a", "b", "c", "d", "e")
+    want = libyaml(text)[:2]
+    fastyaml._PLANS.clear()
+    for _ in range(3):
+        got = fastyaml.load(text)
+        assert got is not None
+        assert same(got, want)
+        value, lines = got
+        value["kind"] = "changed"
+        value["metadata"]["name"] = "changed"
+        value["metadata"]["extra"] = "added"
+        value["spec"]["approvals"][0]["hook"] = "changed"
+        value["spec"]["approvals"].append("added")
+        del value["apiVersion"]
+        lines[("spec",)] = 99
+        lines.setdefault(("extra",), 1)
+        del lines[()]
+    other = GATE_LAYOUT.format("f", "g", "h", "i", "j")
+    got = from_cache(other)
+    assert got is not None
+    assert same(got, libyaml(other)[:2])
+    assert got[1] is not fastyaml.load(other)[1]  # a new dict each time
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        # the same layouts, but which lines have a value differs
+        ["a: # c\nb: x\n", "a: x\nb: # c\n", "a: x\nb: x\n", "a:\nb:\n", "a: \nb: x\n"],
+        ["a:\n- x\n", "a:\n- # c\n", "a:\n-  \n"],
+        ["  # c\na: x\n", "  x\na: x\n"],
+        # the same layouts after a "---" line or not: other line numbers
+        ["a: x\nb:\n  c: y\n", "---\na: x\nb:\n  c: y\n"],
+        # layouts that differ only in spaces
+        ["a: x\nb:\n  - c\n", "a:  x\nb:\n  -  c\n", "a: x\nb:\n  - c  \n", "a: x\nb:\n   - c\n", "a: x\nb:\n- c\n"],
+    ],
+)
+def test_layouts_that_look_alike_have_their_own_plans(texts: list[str]) -> None:
+    fastyaml._PLANS.clear()
+    for _ in range(2):
+        for text in texts:
+            got = fastyaml.load(text)
+            assert same(got, uncached(text)), text
+            agree(text)
+
+
+def test_the_kept_plans_are_bounded() -> None:
+    fastyaml._PLANS.clear()
+    for i in range(fastyaml.MAX_PLANS * 2 + 7):
+        text = "a:\n" + "  b:\n" * (i % 7) + f"  k{i}: x\n"  # a new layout each time
+        fastyaml.load(text)
+        assert 0 < len(fastyaml._PLANS) <= fastyaml.MAX_PLANS
+    fastyaml._PLANS.clear()
+    long = "".join(f"k{i}: v\n" for i in range(fastyaml.MAX_PLAN_LINES))  # one line more, with the last ""
+    wide = "".join(f"k{i}{'x' * 150}: v\n" for i in range(fastyaml.MAX_PLAN_CHARS // 150))
+    short = "".join(f"k{i}: v\n" for i in range(fastyaml.MAX_PLAN_LINES - 1))
+    for text in (long, wide):
+        assert agree(text)
+        assert fastyaml._PLANS == {}
+    assert agree(short)
+    assert len(fastyaml._PLANS) == 1
+
+
+def _with_values(text: str, rnd: random.Random) -> str:
+    """`text` with some of its one-line values replaced by other tokens: its layout kept."""
+    parts = fastyaml._LINE.split(text)  # comments go, as does the "---" line: `load` strips it first
+    for i in range(2, len(parts), 3):
+        if parts[i] is not None and rnd.random() < 0.5:
+            parts[i] = rnd.choice(VALUE_TOKENS)
+    return "".join(part or "" for part in parts)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=SLOW)
+@given(base=st.sampled_from(BASES), seed=SEEDS)
+def test_files_of_a_kept_layout_with_other_values_agree(base: str, seed: int) -> None:
+    base = base.removeprefix("---\n")
+    fastyaml.load(base)  # keeps its plan, if it is not too long
+    text = _with_values(base, rng(seed))
+    assert same(fastyaml.load(text), uncached(text)), text
+    agree(text)
+
+
+def test_every_text_of_the_corpus_answers_the_same_from_a_kept_plan() -> None:
+    fastyaml._PLANS.clear()
+    kept = 0
+    for text in CORPUS:
+        first = fastyaml.load(text)
+        if len(fastyaml._PLANS) == fastyaml.MAX_PLANS:
+            fastyaml._PLANS.clear()
+            first = fastyaml.load(text)
+        with mock.patch.object(fastyaml, "_plan", wraps=fastyaml._plan) as plan:
+            again = fastyaml.load(text)
+        kept += first is not None and not plan.called
+        assert same(again, first), text
+        assert same(first, uncached(text)), text
+    assert kept > 100, kept
