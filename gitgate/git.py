@@ -253,6 +253,12 @@ class Mirror:
                 raise GitgateError(f"fetch failed: branch {branch} does not exist in the remote") from e
             raise
 
+    def object_count(self) -> int:
+        """Objects in the clone (packed and loose), as `git count-objects` counts them."""
+        out = self.git("count-objects", "-v").stdout.decode()
+        fields = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+        return int(fields.get("count", 0)) + int(fields.get("in-pack", 0))
+
     def rev(self, ref: str) -> str | None:
         """The commit a ref or id names, or None if there is none (or it is not a commit)."""
         proc = self.git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}", check=False)

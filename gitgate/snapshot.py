@@ -26,7 +26,7 @@ import pickle
 import posixpath
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import NamedTuple, cast
@@ -115,16 +115,17 @@ class SnapshotBuilder:
         gates: dict[CanaryRef, Stored] = {}
         kept: list[tuple[str, str, str]] = []  # taken from the store: (path, blob id, gate as text)
         todo: list[TreeEntry] = []  # to read from git
-        for entry in self.mirror.tree_entries(commit, self._pathspecs):
-            text = stored.get((entry.path, entry.oid)) if entry.mode in _BLOB_MODES else None
-            if text is not None and entry.path not in self._policy_paths:  # its path was checked when stored
-                namespace, _, file = entry.path[skip:].partition("/")
-                gates[CanaryRef(sys.intern(namespace), file[:-5])] = text  # decoded when first asked for
-                kept.append((entry.path, entry.oid, text))
-            else:
-                todo.append(entry)
-        del stored
-        part = self._read(todo)
+        with self._early_workers(not stored) as pool:
+            for entry in self.mirror.tree_entries(commit, self._pathspecs):
+                text = stored.get((entry.path, entry.oid)) if entry.mode in _BLOB_MODES else None
+                if text is not None and entry.path not in self._policy_paths:  # its path was checked when stored
+                    namespace, _, file = entry.path[skip:].partition("/")
+                    gates[CanaryRef(sys.intern(namespace), file[:-5])] = text  # decoded when first asked for
+                    kept.append((entry.path, entry.oid, text))
+                else:
+                    todo.append(entry)
+            del stored
+            part = self._read(todo, pool)
         if part.refused or part.problems:
             raise InvalidFiles(part.refused + part.problems)
         fresh, policies = part.gates, part.policies
@@ -180,18 +181,39 @@ class SnapshotBuilder:
 
     # --- shared steps ------------------------------------------------------------------------
 
-    def _read(self, todo: list[TreeEntry]) -> _Read:
+    @contextlib.contextmanager
+    def _early_workers(self, nothing_stored: bool) -> Iterator[ProcessPoolExecutor | None]:
+        """With nothing in the parse store and many objects in the clone (a first start of a large
+        repo), the worker processes `_read` will need, started now: they start (about 0.3 s) while
+        the tree is listed (about as long at 100,000 gates)."""
+        pool = None
+        if nothing_stored and _workers() >= 2 and self.mirror.object_count() >= PARALLEL_FROM:
+            try:
+                pool = _pool()
+                for _ in range(_workers()):
+                    pool.submit(int)  # each submit while none is idle starts one more process
+            except OSError as e:
+                log.warning("could not start processes to parse in (%s)", e)
+        try:
+            yield pool
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+
+    def _read(self, todo: list[TreeEntry], pool: ProcessPoolExecutor | None = None) -> _Read:
         """Check, read and parse tree entries: in this process, or, for many
-        (a first start, mostly), spread over one process per CPU, each reading its share of the
-        files from git itself. Parsing is CPU-bound Python; so is reading 100,000 blobs."""
-        workers = min(len(os.sched_getaffinity(0)), 8)
+        (a first start, mostly), spread over one process per CPU (`pool`, or new ones), each
+        reading its share of the files from git itself. Parsing is CPU-bound Python; so is
+        reading 100,000 blobs."""
+        workers = _workers()
         store = self.store is not None
         if len(todo) >= PARALLEL_FROM and workers >= 2:
             size = -(-len(todo) // (workers * 8))  # several parts per worker: none is left long alone at the end
             parts = [todo[i : i + size] for i in range(0, len(todo), size)]
             try:
-                # spawn, not fork: the service has threads, and a forked child would inherit their locks.
-                with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                with contextlib.ExitStack() as stack:
+                    if pool is None:
+                        pool = stack.enter_context(_pool())
                     read = functools.partial(
                         _read_entries, self.mirror, self.gates_path, self._policy_paths, as_text=True, store=store
                     )
@@ -223,6 +245,15 @@ class SnapshotBuilder:
 
 
 PARALLEL_FROM = 4_000  # gate files to read before other processes help (a first start, mostly)
+
+
+def _workers() -> int:
+    return min(len(os.sched_getaffinity(0)), 8)
+
+
+def _pool() -> ProcessPoolExecutor:
+    # spawn, not fork: the service has threads, and a forked child would inherit their locks.
+    return ProcessPoolExecutor(_workers(), mp_context=multiprocessing.get_context("spawn"))
 
 
 class _Part(NamedTuple):

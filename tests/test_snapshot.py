@@ -346,6 +346,14 @@ def test_a_large_first_build_parsed_in_other_processes_equals_one_parsed_here(
     assert len(store_file.read_text().splitlines()) == 1 + 40
     restarted = SnapshotBuilder(repo.mirror, "gates", store=ParseStore(store_file, "gates")).build(commit)
     assert restarted == here
+    # A restart after 20 files changed: the rest from the store, the 20 parsed in other processes.
+    for i in range(20):
+        repo.write(f"gates/team-{i % 3}/app-{i}.yaml", gate_yaml(f"team-{i % 3}", f"app-{i}"))
+    changed = repo.commit()
+    later = SnapshotBuilder(repo.mirror, "gates", store=ParseStore(store_file, "gates")).build(changed)
+    monkeypatch.setattr(snapshot, "PARALLEL_FROM", 1_000_000)
+    assert later == SnapshotBuilder(repo.mirror, "gates").build(changed)
+    monkeypatch.setattr(snapshot, "PARALLEL_FROM", 10)
 
     # Every kind of problem, found in the workers and here alike, in the same order.
     repo.write("gates/team-0/app-3.yaml", gate_yaml("team-0", "someone-else"))
