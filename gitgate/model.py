@@ -6,6 +6,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 
 class Hook(enum.StrEnum):
@@ -29,8 +30,7 @@ class Default(enum.StrEnum):
     CLOSED = "closed"
 
 
-@dataclass(frozen=True, slots=True)
-class CanaryRef:
+class CanaryRef(NamedTuple):  # a tuple: made and hashed once per check, and per gate of a build
     namespace: str
     name: str
 
