@@ -193,8 +193,7 @@ class Reconciler:
     def _build(self, commit: str) -> Snapshot | None:
         """The commit's snapshot, or None (refused) if a file in it is invalid."""
         try:
-            # The parse store is written once the snapshot is served (_swap).
-            return self.builder.build(commit, verified=self.trust.mode is not VerifyMode.OFF, save=False)
+            return self.builder.build(commit, verified=self.trust.mode is not VerifyMode.OFF)
         except InvalidFiles as e:
             self._refuse(commit, "invalid", str(e))
             return None
@@ -205,7 +204,6 @@ class Reconciler:
         self.metrics.gates.set(len(snap.gates))
         if self.verified:
             self.metrics.verified_commit_time.set(self.verified.committed_at)
-        self.builder.save()
 
     # --- one reconcile ----------------------------------------------------------------------
 

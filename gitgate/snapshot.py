@@ -26,7 +26,7 @@ import pickle
 import posixpath
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import NamedTuple, cast
@@ -63,13 +63,9 @@ class SnapshotBuilder:
         self._policy_paths = policy_paths(self.gates_path)
         self._pathspecs = [self.gates_path, *self._policy_paths] if self.gates_path else []
         self._last: Snapshot | None = None  # the last snapshot built: where the next build starts
-        self._unsaved: Callable[[], None] | None = None  # the parse store write the last build left
 
-    def build(self, commit: str, *, verified: bool = True, save: bool = True) -> Snapshot:
-        """Raise InvalidFiles listing every problem if any file is invalid. With `save` false the
-        parse store is written by `save()` (or the next build), e.g. once the snapshot is served:
-        after a first build of 100,000 gates that is a 25 MB write answers need not wait for."""
-        self.save()
+    def build(self, commit: str, *, verified: bool = True) -> Snapshot:
+        """Raise InvalidFiles listing every problem if any file is invalid."""
         last = self._last
         if last is None:
             snap = self._full(commit, verified)
@@ -82,21 +78,7 @@ class SnapshotBuilder:
                 log.warning("cannot diff from %s (%s); reading the whole tree of %s", last.commit[:12], e, commit[:12])
                 snap = self._full(commit, verified)
         self._last = snap
-        if save:
-            self.save()
         return snap
-
-    def _rewrite_store(self, lines: list[str]) -> None:
-        if self.store is not None:
-            self.store.rewrite(lines)
-        del lines[:]
-        _give_back_memory()  # the store's text was the largest thing a first build left
-
-    def save(self) -> None:
-        """Write what the last build parsed to the parse store, if not written yet."""
-        write, self._unsaved = self._unsaved, None
-        if write is not None:
-            write()
 
     def rebuild(self, commit: str, *, verified: bool = True, forget_store: bool = False) -> Snapshot:
         """Build from the whole tree, as the first build does; with `forget_store`, parse every
@@ -134,11 +116,9 @@ class SnapshotBuilder:
             lines = self.store.lines
             if lines is None or lines + len(fresh) > len(gates) * 3 // 2 + 100:
                 # Mostly stale lines (older versions, deleted files, refused commits): start afresh.
-                self._unsaved = functools.partial(
-                    self._rewrite_store, [*(store_line(*k) for k in kept), part.store_text]
-                )
+                self.store.rewrite([*(store_line(*k) for k in kept), part.store_text])
             else:
-                self._unsaved = functools.partial(self.store.append, [part.store_text])
+                self.store.append([part.store_text])
         del kept, todo, part
         _give_back_memory()  # a first build of a large repo leaves a lot of freed memory behind
         # Everything alive now (the modules, the app, this snapshot's keys) lives as long as the
@@ -176,7 +156,7 @@ class SnapshotBuilder:
         gates.update(part.gates)
         policies.update((p.path, p) for p in part.policies)
         if self.store is not None:
-            self._unsaved = functools.partial(self.store.append, [part.store_text])
+            self.store.append([part.store_text])
         return self._snapshot(commit, gates, policies.values(), verified)
 
     # --- shared steps ------------------------------------------------------------------------

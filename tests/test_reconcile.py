@@ -86,8 +86,8 @@ def test_a_signed_head_is_served_and_persisted(approved: Approvals, keys: Keys, 
 
 
 def test_each_commit_served_is_in_the_parse_store_at_once(approved: Approvals, keys: Keys, tmp_path: Path) -> None:
-    """The store is written once the commit is served, not left for the next build: a restart
-    right after (or a crash) parses nothing again."""
+    """The store is written before the commit is served, not left for later: a restart right
+    after (a rolling update, a crash) parses nothing again."""
     rec = reconciler(approved, keys, tmp_path / "state", store=True)
     assert rec.reconcile().result == "advanced"
     store = ParseStore(rec.state.parsed_file, "gates")
