@@ -180,7 +180,7 @@ class SnapshotBuilder:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
 
-    def _read(self, todo: list[TreeEntry], pool: ProcessPoolExecutor | None = None) -> _Read:
+    def _read(self, todo: list[TreeEntry], pool: ProcessPoolExecutor | None = None) -> _Part:
         """Check, read and parse tree entries: in this process, or, for many
         (a first start, mostly), spread over one process per CPU (`pool`, or new ones), each
         reading its share of the files from git itself. Parsing is CPU-bound Python; so is
@@ -197,19 +197,18 @@ class SnapshotBuilder:
                     read = functools.partial(
                         _read_entries, self.mirror, self.gates_path, self._policy_paths, as_text=True, store=store
                     )
-                    # In order, each as soon as it is there: made whole while the others still parse.
-                    done = [_whole(part) for part in pool.map(read, parts)]
+                    done = list(pool.map(read, parts))
             except (OSError, BrokenProcessPool, pickle.PickleError) as e:
                 log.warning("could not read gate files in other processes (%s); reading %d here", e, len(todo))
             else:
-                return _Read(
+                return _Part(
                     [g for p in done for g in p.gates],
                     "".join(p.store_text for p in done),
                     [p for d in done for p in d.policies],
                     [r for p in done for r in p.refused],
                     [r for p in done for r in p.problems],
                 )
-        return _whole(_read_entries(self.mirror, self.gates_path, self._policy_paths, todo, as_text=False, store=store))
+        return _read_entries(self.mirror, self.gates_path, self._policy_paths, todo, as_text=False, store=store)
 
     def _snapshot(
         self, commit: str, gates: dict[CanaryRef, Stored], policies: Iterable[Policy], verified: bool
@@ -237,9 +236,9 @@ def _pool() -> ProcessPoolExecutor:
 
 
 class _Part(NamedTuple):
-    """What reading some tree entries gave, in their order, as it crosses between processes."""
+    """What reading some tree entries gave, in their order."""
 
-    gates: list[tuple[str, str, Stored]]  # namespace, name, gate
+    gates: list[tuple[CanaryRef, Stored]]
     store_text: str  # the parse store's lines for these gates (if asked for)
     policies: list[Policy]
     refused: list[Problem]  # entries that are no gate file at all (their path or mode)
@@ -252,7 +251,7 @@ def _read_entries(
     """SnapshotBuilder._read in one process. `as_text` (in a worker process): each gate as the
     parse store's text, cheap to send back and decoded by the service only when first asked for.
     `store`: with the parse store's lines, made here too (in parallel, in a worker)."""
-    gates: list[tuple[str, str, Stored]] = []
+    gates: list[tuple[CanaryRef, Stored]] = []
     lines: list[str] = []
     policies: list[Policy] = []
     refused: list[Problem] = []
@@ -277,25 +276,10 @@ def _read_entries(
             problems.extend(found)
             if gate is not None:
                 value = encoded_text(gate) if as_text else gate
-                gates.append((canary.namespace, canary.name, value))
+                gates.append((canary, value))
                 if store:
                     lines.append(store_line(path, oid, value))
     return _Part(gates, "".join(lines), policies, refused, problems)
-
-
-class _Read(NamedTuple):
-    """_Part with each gate by its canary."""
-
-    gates: list[tuple[CanaryRef, Stored]]
-    store_text: str
-    policies: list[Policy]
-    refused: list[Problem]
-    problems: list[Problem]
-
-
-def _whole(part: _Part) -> _Read:
-    gates = [(CanaryRef(sys.intern(namespace), name), value) for namespace, name, value in part.gates]
-    return _Read(gates, *part[1:])
 
 
 def _classify(
