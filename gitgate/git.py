@@ -418,7 +418,8 @@ class Mirror:
     def read_blobs(self, oids: Iterable[str], *, limit: int) -> dict[str, bytes | None]:
         """Many blobs through one `git cat-file --batch`; a blob over `limit` bytes maps to None."""
         found, other = self._cat_file(oids, kind="blob", limit=limit)
-        for oid, header in other.items():
+        if other:  # a tree lists only objects that are there: the clone is damaged
+            oid, header = next(iter(other.items()))
             cmd = ("git", "--git-dir", str(self.git_dir), "cat-file", "--batch")
             raise GitError(cmd, -1, b"", f"object {oid} is not a blob: {header}".encode())
         return found
