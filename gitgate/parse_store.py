@@ -32,6 +32,10 @@ log = logging.getLogger("gitgate.parse_store")
 FORMAT = 2
 Key = tuple[str, str]  # (path, blob id)
 Stored = Gate | str  # a gate, or its encoded form as JSON text, decoded on first use
+# A canary as a plain (namespace, name) pair: equal to, and hashed as, the CanaryRef it stands for.
+# A first build keys 100,000 gates and sends them between processes; a plain tuple is made and
+# pickled in C, a NamedTuple through a Python call each time.
+CanaryKey = tuple[str, str]
 
 
 def encode_gate(gate: Gate) -> list[Any]:
@@ -99,7 +103,7 @@ class StoredGates(Mapping[CanaryRef, Gate]):
 
     __slots__ = ("_gates_path", "_items", "damaged")
 
-    def __init__(self, items: dict[CanaryRef, Stored], gates_path: str) -> None:
+    def __init__(self, items: dict[CanaryKey, Stored], gates_path: str) -> None:
         self._items = items
         self._gates_path = gates_path
         self.damaged = False
@@ -122,12 +126,12 @@ class StoredGates(Mapping[CanaryRef, Gate]):
         return canary in self._items
 
     def __iter__(self) -> Iterator[CanaryRef]:
-        return iter(self._items)
+        return map(CanaryRef._make, self._items)
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def raw(self) -> dict[CanaryRef, Stored]:
+    def raw(self) -> dict[CanaryKey, Stored]:
         """A copy of the entries as they are (decoded or not), to build the next snapshot from."""
         return dict(self._items)
 

@@ -26,7 +26,7 @@ import pickle
 import posixpath
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import NamedTuple, cast
@@ -34,7 +34,7 @@ from typing import NamedTuple, cast
 from gitgate.errors import GitError, InvalidFiles, Problem
 from gitgate.git import Mirror, TreeEntry
 from gitgate.model import CanaryRef, Policy, Snapshot
-from gitgate.parse_store import ParseStore, Stored, StoredGates, encoded_text, store_line
+from gitgate.parse_store import CanaryKey, ParseStore, Stored, StoredGates, encoded_text, store_line
 from gitgate.schema import MAX_FILE_BYTES, POLICY_FILE, canary_for_path, parse_gate, parse_policy
 
 log = logging.getLogger("gitgate.snapshot")
@@ -94,7 +94,7 @@ class SnapshotBuilder:
         started = time.perf_counter()
         stored: dict[tuple[str, str], str] = self.store.load() if self.store is not None else {}
         skip = len(self.gates_path) + 1 if self.gates_path else 0
-        gates: dict[CanaryRef, Stored] = {}
+        gates: dict[CanaryKey, Stored] = {}
         kept: list[tuple[str, str, str]] = []  # taken from the store: (path, blob id, gate as text)
         todo: list[TreeEntry] = []  # to read from git
         with self._early_workers(not stored) as pool:
@@ -102,7 +102,7 @@ class SnapshotBuilder:
                 text = stored.get((entry.path, entry.oid)) if entry.mode in _BLOB_MODES else None
                 if text is not None and entry.path not in self._policy_paths:  # its path was checked when stored
                     namespace, _, file = entry.path[skip:].partition("/")
-                    gates[CanaryRef(sys.intern(namespace), file[:-5])] = text  # decoded when first asked for
+                    gates[sys.intern(namespace), file[:-5]] = text  # decoded when first asked for
                     kept.append((entry.path, entry.oid, text))
                 else:
                     todo.append(entry)
@@ -189,7 +189,8 @@ class SnapshotBuilder:
         store = self.store is not None
         if len(todo) >= PARALLEL_FROM and workers >= 2:
             size = -(-len(todo) // (workers * 8))  # several parts per worker: none is left long alone at the end
-            parts = [todo[i : i + size] for i in range(0, len(todo), size)]
+            # Sent as plain tuples: pickled in C, where a NamedTuple costs a Python call each.
+            parts = [list(map(tuple, todo[i : i + size])) for i in range(0, len(todo), size)]
             try:
                 with contextlib.ExitStack() as stack:
                     if pool is None:
@@ -211,7 +212,7 @@ class SnapshotBuilder:
         return _read_entries(self.mirror, self.gates_path, self._policy_paths, todo, as_text=False, store=store)
 
     def _snapshot(
-        self, commit: str, gates: dict[CanaryRef, Stored], policies: Iterable[Policy], verified: bool
+        self, commit: str, gates: dict[CanaryKey, Stored], policies: Iterable[Policy], verified: bool
     ) -> Snapshot:
         order = self._policy_paths
         return Snapshot(
@@ -238,7 +239,7 @@ def _pool() -> ProcessPoolExecutor:
 class _Part(NamedTuple):
     """What reading some tree entries gave, in their order."""
 
-    gates: list[tuple[CanaryRef, Stored]]
+    gates: list[tuple[CanaryKey, Stored]]
     store_text: str  # the parse store's lines for these gates (if asked for)
     policies: list[Policy]
     refused: list[Problem]  # entries that are no gate file at all (their path or mode)
@@ -246,12 +247,18 @@ class _Part(NamedTuple):
 
 
 def _read_entries(
-    mirror: Mirror, gates_path: str, policy_paths: list[str], todo: list[TreeEntry], *, as_text: bool, store: bool
+    mirror: Mirror,
+    gates_path: str,
+    policy_paths: list[str],
+    todo: Sequence[tuple[str, str, str, str]],  # TreeEntry, or (in a worker process) the plain tuple
+    *,
+    as_text: bool,
+    store: bool,
 ) -> _Part:
     """SnapshotBuilder._read in one process. `as_text` (in a worker process): each gate as the
     parse store's text, cheap to send back and decoded by the service only when first asked for.
     `store`: with the parse store's lines, made here too (in parallel, in a worker)."""
-    gates: list[tuple[CanaryRef, Stored]] = []
+    gates: list[tuple[CanaryKey, Stored]] = []
     lines: list[str] = []
     policies: list[Policy] = []
     refused: list[Problem] = []
@@ -276,7 +283,7 @@ def _read_entries(
             problems.extend(found)
             if gate is not None:
                 value = encoded_text(gate) if as_text else gate
-                gates.append((canary, value))
+                gates.append(((canary.namespace, canary.name) if as_text else canary, value))  # plain: pickled in C
                 if store:
                     lines.append(store_line(path, oid, value))
     return _Part(gates, "".join(lines), policies, refused, problems)

@@ -346,6 +346,12 @@ def test_a_large_first_build_parsed_in_other_processes_equals_one_parsed_here(
     assert len(store_file.read_text().splitlines()) == 1 + 40
     restarted = SnapshotBuilder(repo.mirror, "gates", store=ParseStore(store_file, "gates")).build(commit)
     assert restarted == here
+    # Gates cross processes (and come from the store) keyed by plain tuples; a snapshot still lists
+    # them as canaries, as the status page does.
+    listed = sorted((c.namespace, c.name) for c in here.gates)
+    assert sorted((c.namespace, c.name) for c in spread.gates) == listed
+    assert sorted((c.namespace, c.name) for c in restarted.gates) == listed
+    assert [g.canary for _, g in sorted(spread.gates.items())] == [CanaryRef(*c) for c in listed]
     # A restart after 20 files changed: the rest from the store, the 20 parsed in other processes.
     for i in range(20):
         repo.write(f"gates/team-{i % 3}/app-{i}.yaml", gate_yaml(f"team-{i % 3}", f"app-{i}"))
