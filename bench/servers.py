@@ -208,6 +208,26 @@ def serve_gunicorn(port: int, threads: int) -> None:
     ).run()
 
 
+def serve_granian(port: int, threads: int) -> None:
+    from granian.constants import HTTPModes, Interfaces
+    from granian.server import Server
+
+    def load(_target: str) -> Any:
+        # Runs in the forked worker: the reconciler thread must start there (see gunicorn).
+        return build_app()
+
+    Server(
+        "bench",
+        address=HOST,
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=1,  # gitgate's state lives in its process
+        blocking_threads=threads,
+        http=HTTPModes.http1,
+        log_enabled=False,
+    ).serve(target_loader=load)
+
+
 # --- candidates ------------------------------------------------------------------------------
 
 
@@ -223,7 +243,7 @@ class Candidate:
             "tuned": ", backlog 1024, keep-alive cap 256",
             "defaults": ", library defaults (backlog 5, keep-alive cap 10)",
         }.get(self.variant, "")
-        worker = "1 gthread worker, " if self.server == "gunicorn" else ""
+        worker = {"gunicorn": "1 gthread worker, ", "granian": "1 worker process, blocking "}.get(self.server, "")
         return f"{worker}threads={self.threads}{extra}"
 
     @property
@@ -247,6 +267,9 @@ CANDIDATES = [
     Candidate("gunicorn", 4),
     Candidate("gunicorn", 8),
     Candidate("gunicorn", 16),
+    Candidate("granian", 1),
+    Candidate("granian", 2),
+    Candidate("granian", 8),
 ]
 
 
@@ -659,7 +682,9 @@ def machine() -> dict[str, Any]:
         platform.processor() or "unknown",
     )
     wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout.split("\n")[0]
-    versions = {name: importlib.metadata.version(name) for name in ("waitress", "cheroot", "gunicorn", "flask")}
+    versions = {
+        name: importlib.metadata.version(name) for name in ("waitress", "cheroot", "gunicorn", "granian", "flask")
+    }
     return {
         "nproc": len(os.sched_getaffinity(0)),
         "cpu": model,
@@ -686,7 +711,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="measure every candidate this many times (default 1)")
     parser.add_argument("--only", help="only candidates whose label contains this text")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
-    parser.add_argument("--serve", choices=["waitress", "cheroot", "gunicorn"], help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=["waitress", "cheroot", "gunicorn", "granian"], help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--variant", default="", help=argparse.SUPPRESS)
@@ -697,6 +722,7 @@ def main() -> int:
             "waitress": lambda: serve_waitress(args.port, args.threads),
             "cheroot": lambda: serve_cheroot(args.port, args.threads, tuned=args.variant == "tuned"),
             "gunicorn": lambda: serve_gunicorn(args.port, args.threads),
+            "granian": lambda: serve_granian(args.port, args.threads),
         }
         with contextlib.suppress(KeyboardInterrupt):
             serve[args.serve]()
