@@ -109,11 +109,17 @@ def run(
     return proc
 
 
-class TreeEntry(NamedTuple):  # a tuple: a first build makes one per file, 100,000 at a time
+class TreeEntry(NamedTuple):
     mode: str
     kind: str  # blob | tree | commit
     oid: str
     path: str
+
+
+# What `tree_entries` gives: a TreeEntry's fields in a plain tuple. A first build lists 100,000 and
+# sends them to worker processes; a plain tuple is made and pickled in C, a NamedTuple through a
+# Python call each.
+PlainEntry = tuple[str, str, str, str]
 
 
 _LS_TREE = re.compile(r"([0-7]{6}) (blob|tree|commit) ([0-9a-f]{40,64})\t([^\0]*)\0")
@@ -386,11 +392,12 @@ class Mirror:
         out = self.git("log", "-1", "--no-show-signature", "--format=%ct", commit).stdout
         return _time(out.decode().strip())
 
-    def tree_entries(self, commit: str, paths: Iterable[str]) -> list[TreeEntry]:
-        """Every non-tree entry of `commit` at or below `paths` (the whole tree if none), in one call."""
+    def tree_entries(self, commit: str, paths: Iterable[str]) -> list[PlainEntry]:
+        """Every non-tree entry of `commit` at or below `paths` (the whole tree if none), in one call:
+        (mode, kind, oid, path), as in TreeEntry."""
         proc = self.git("ls-tree", "-r", "-z", "--full-tree", commit, "--", *paths)
         text = proc.stdout.decode("utf-8", "surrogateescape")  # decoded once: 100,000 lines
-        entries = list(map(TreeEntry._make, _LS_TREE.findall(text)))
+        entries: list[PlainEntry] = _LS_TREE.findall(text)
         if len(entries) != text.count("\0"):  # never skip an entry git listed: it might be a gate file
             raise GitError(tuple(proc.args), 0, b"", b"git ls-tree printed an entry gitgate does not understand")
         return entries

@@ -32,7 +32,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import NamedTuple, cast
 
 from gitgate.errors import GitError, InvalidFiles, Problem
-from gitgate.git import Mirror, TreeEntry
+from gitgate.git import Mirror, PlainEntry, TreeEntry
 from gitgate.model import CanaryRef, Policy, Snapshot
 from gitgate.parse_store import CanaryKey, ParseStore, Stored, StoredGates, encoded_text, store_line
 from gitgate.schema import MAX_FILE_BYTES, POLICY_FILE, canary_for_path, parse_gate, parse_policy
@@ -96,14 +96,15 @@ class SnapshotBuilder:
         skip = len(self.gates_path) + 1 if self.gates_path else 0
         gates: dict[CanaryKey, Stored] = {}
         kept: list[tuple[str, str, str]] = []  # taken from the store: (path, blob id, gate as text)
-        todo: list[TreeEntry] = []  # to read from git
+        todo: list[PlainEntry] = []  # to read from git
         with self._early_workers(not stored) as pool:
             for entry in self.mirror.tree_entries(commit, self._pathspecs):
-                text = stored.get((entry.path, entry.oid)) if entry.mode in _BLOB_MODES else None
-                if text is not None and entry.path not in self._policy_paths:  # its path was checked when stored
-                    namespace, _, file = entry.path[skip:].partition("/")
+                mode, _, oid, path = entry
+                text = stored.get((path, oid)) if mode in _BLOB_MODES else None
+                if text is not None and path not in self._policy_paths:  # its path was checked when stored
+                    namespace, _, file = path[skip:].partition("/")
                     gates[sys.intern(namespace), file[:-5]] = text  # decoded when first asked for
-                    kept.append((entry.path, entry.oid, text))
+                    kept.append((path, oid, text))
                 else:
                     todo.append(entry)
             del stored
@@ -180,7 +181,7 @@ class SnapshotBuilder:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
 
-    def _read(self, todo: list[TreeEntry], pool: ProcessPoolExecutor | None = None) -> _Part:
+    def _read(self, todo: Sequence[PlainEntry], pool: ProcessPoolExecutor | None = None) -> _Part:
         """Check, read and parse tree entries: in this process, or, for many
         (a first start, mostly), spread over one process per CPU (`pool`, or new ones), each
         reading its share of the files from git itself. Parsing is CPU-bound Python; so is
@@ -189,8 +190,7 @@ class SnapshotBuilder:
         store = self.store is not None
         if len(todo) >= PARALLEL_FROM and workers >= 2:
             size = -(-len(todo) // (workers * 8))  # several parts per worker: none is left long alone at the end
-            # Sent as plain tuples: pickled in C, where a NamedTuple costs a Python call each.
-            parts = [list(map(tuple, todo[i : i + size])) for i in range(0, len(todo), size)]
+            parts = [todo[i : i + size] for i in range(0, len(todo), size)]  # plain tuples: pickled in C
             try:
                 with contextlib.ExitStack() as stack:
                     if pool is None:
@@ -250,7 +250,7 @@ def _read_entries(
     mirror: Mirror,
     gates_path: str,
     policy_paths: list[str],
-    todo: Sequence[tuple[str, str, str, str]],  # TreeEntry, or (in a worker process) the plain tuple
+    todo: Sequence[PlainEntry],
     *,
     as_text: bool,
     store: bool,
