@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers import Approvals, Keys, Service, gate_yaml, sh, wait_for
+from helpers import Approvals, Keys, Service, gate_yaml, service, sh, wait_for
 from ledger import Ledger, Probe, Tally, ask, probes, record
 
 from gitgate.git import Mirror
@@ -430,6 +430,37 @@ def test_sigkill_during_reconciles_restarts_consistent(
         wrong_opens=len(tally.wrong_opens),
         crashes=0,
     )
+
+
+# --- SIGTERM: a rolling update or a node drain -----------------------------------------------------
+
+
+def test_sigterm_during_a_first_build_waits_for_it_so_the_next_start_parses_nothing(
+    approvals: Approvals, keys: Keys, tmp_path: Path
+) -> None:
+    """Kubernetes stops a pod with SIGTERM, then SIGKILL after its grace period (30 s by default).
+    gitgate stops answering at once but lets the reconcile in progress finish: a first build cut
+    short would leave no parse store, and the next start would parse every file again."""
+    for i in range(6_000):  # enough that the first build is parsed in worker processes
+        approvals.gate(f"team-{i % 7}", f"app-{i}", approvals=[{"hook": "confirm-rollout", "checksum": "*"}])
+    approvals.land("6,000 gates", keys.alice)
+    state = tmp_path / "state"
+    svc = Service(serve_args(approvals, keys, state), tmp_path / "run")
+    svc.start(ready=False)  # answering /healthz: the first fetch or build is under way
+    assert svc.proc is not None
+    assert requests.get(svc.url + "/readyz", timeout=5).status_code == 503, "ready too soon to test this"
+    stopping = time.monotonic()
+    svc.proc.send_signal(signal.SIGTERM)
+    assert svc.proc.wait(timeout=30) == 0
+    assert time.monotonic() - stopping < 20  # serve.SHUTDOWN_WAIT, with room for a slow machine
+    log = svc.log.read_text()
+    assert "gitgate stopped" in log and "Traceback" not in log, log
+    assert "read 6000 gate files" in log, log  # the build it was stopped in finished
+
+    with service(serve_args(approvals, keys, state), tmp_path / "run") as again:  # the lock was let go
+        assert again.check("confirm-rollout", "team-0", "app-0", "abc123").status_code == 200
+        assert "read 6000 gate files of" in (log := again.log.read_text()), log
+        assert "(0 parsed, 6000 from the parse store)" in log, log
 
 
 # --- the disk fills up while state is written ---------------------------------------------------
