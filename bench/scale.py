@@ -18,9 +18,10 @@ Per repo size:
 - one-file commit: a signed commit changing one gate file lands, the service is told, and the cost
   of verifying and applying it (fetch excluded; `last_advance` in /api/v1/status) is read, 7 times;
 - check throughput: POST /gate/check/confirm-promotion (answer 403, rotating over every gate) and
-  GET /healthz of the same process, 16 connections, side by side. Checks are answered ahead of
-  Flask and /healthz through it, so at the detail size the same POST is also sent to a bare
-  waitress (same threads, an app that does nothing): the floor no server goes below here.
+  GET /healthz of the same process, 16 connections, side by side, --repeat times (medians
+  shown). Checks are answered ahead of Flask and /healthz through it, so at the detail size the
+  same POST is also sent to a bare waitress (same threads, an app that does nothing): the floor
+  no server goes below here.
 At 10,000 gates also: 64 connections (errors), paced load near 1,000 checks/s (p99) idle
 (--repeat runs, each beside bare waitress at the same pace: the median shown with every run) and
 while reconciles run back to back, merge -> first 200 with the notification and by polling, and
@@ -195,6 +196,19 @@ def side_by_side(service: Service, lua: dict[str, Path], conns: int, seconds: fl
     return check, health, post
 
 
+def repeated(
+    service: Service, lua: dict[str, Path], conns: int, *, seconds: float, repeat: int, result: dict[str, Any]
+) -> None:
+    """side_by_side `repeat` times; into `result`, per endpoint, the run with the median rps, every
+    run's rps and the errors of all runs."""
+    rounds = [side_by_side(service, lua, conns, seconds) for _ in range(repeat)]
+    for i, name in enumerate(("check", "healthz", "post")):
+        runs = sorted((r[i] for r in rounds), key=lambda run: run.rps)
+        result[f"{name}_{conns}"] = asdict(runs[(len(runs) - 1) // 2])
+        result[f"{name}_{conns}_rps"] = [round(r[i].rps) for r in rounds]
+        result[f"{name}_{conns}_errors"] = sum(r[i].errors for r in rounds)
+
+
 BARE_APP = """
 import logging, sys, waitress
 logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # as gitgate's own logging setup does
@@ -351,16 +365,17 @@ def measure_size(
         result["one_file_commit_ms"] = statistics.median(c["total_ms"] for c in costs)
         result["one_file_commit"] = costs
         say(f"{size} gates: one-file commit {result['one_file_commit_ms']} ms (median of 7, fetch excluded)")
-        check, health, post = side_by_side(service, lua, 16, seconds)
-        result["check_16"], result["healthz_16"], result["post_16"] = asdict(check), asdict(health), asdict(post)
-        say(f"{size} gates: {check.rps:.0f} checks/s vs {health.rps:.0f} /healthz/s at 16 connections")
+        repeated(service, lua, 16, seconds=seconds, repeat=repeat, result=result)
+        say(f"{size} gates: checks/s {result['check_16_rps']} vs /healthz/s {result['healthz_16_rps']} at 16")
         if full:
             bare = floor(lua, 16, seconds)
             result["floor_16"] = asdict(bare)
             say(f"bare waitress, same POST: {bare.rps:.0f}/s at 16 connections")
-            check, health, post = side_by_side(service, lua, 64, seconds)
-            result["check_64"], result["healthz_64"], result["post_64"] = asdict(check), asdict(health), asdict(post)
-            say(f"{size} gates: {check.rps:.0f} checks/s vs {health.rps:.0f} /healthz/s at 64, errors {check.errors}")
+            repeated(service, lua, 64, seconds=seconds, repeat=repeat, result=result)
+            say(
+                f"{size} gates: checks/s {result['check_64_rps']} vs /healthz/s {result['healthz_64_rps']} at 64, "
+                f"errors {result['check_64_errors']}"
+            )
             # A shared VM's neighbours move a p99 by tens of percent (docs/performance.md): the
             # median of `repeat` runs, each beside bare waitress at the same pace.
             idles, bares = [], []
@@ -440,10 +455,12 @@ def report(results: list[dict[str, Any]], command: str, machine: str) -> str:
         for conns in (16, 64):
             c, h, p = r.get(f"check_{conns}"), r.get(f"healthz_{conns}"), r.get(f"post_{conns}")
             if c and h and p:
+                runs = f"runs: {', '.join(map(str, r[f'check_{conns}_rps']))} vs "
+                runs += ", ".join(map(str, r[f"healthz_{conns}_rps"]))
                 rows.append(
-                    f"| checks/s vs GET /healthz/s, {what}, {conns} connections | ratio ≥ 0.9 | "
-                    f"{c['rps']:.0f} vs {h['rps']:.0f}: **{c['rps'] / h['rps']:.2f}** "
-                    f"({c['server_ms_per_request']:.2f} vs {h['server_ms_per_request']:.2f} ms CPU each; "
+                    f"| checks/s vs GET /healthz/s, {what}, {conns} connections, medians | ratio ≥ 0.9 | "
+                    f"{c['rps']:.0f} vs {h['rps']:.0f}: **{c['rps'] / h['rps']:.2f}** ({runs}; "
+                    f"{c['server_ms_per_request']:.2f} vs {h['server_ms_per_request']:.2f} ms CPU each; "
                     f"other processes kept {c['other_cpu']:.1f} cores busy) |"
                 )
                 rows.append(
@@ -459,7 +476,9 @@ def report(results: list[dict[str, Any]], command: str, machine: str) -> str:
                 f"({f['server_ms_per_request']:.2f} ms CPU each) |"
             )
         if "check_64" in r:
-            rows.append(f"| errors at 64 connections | 0 | **{r['check_64']['errors']}** |")
+            rows.append(
+                f"| errors at 64 connections | 0 | **{r['check_64_errors']}** (in {len(r['check_64_rps'])} runs) |"
+            )
         if "paced_idle" in r:
             idle, busy = r["paced_idle"], r["paced_reconciling"]
             runs = ", ".join(f"{x['p99_ms']:.1f}" for x in r["paced_idle_runs"])
@@ -501,7 +520,11 @@ def report(results: list[dict[str, Any]], command: str, machine: str) -> str:
             f"(peak at cold start {r['peak_rss_mb_cold']} MB) |"
         )
         c, h = r["check_16"], r["healthz_16"]
-        rows.append(f"| checks/s vs /healthz/s, {label}, 16 connections | — | {c['rps']:.0f} vs {h['rps']:.0f} |")
+        rows.append(
+            f"| checks/s vs /healthz/s, {label}, 16 connections, median of {len(r['check_16_rps'])} | — | "
+            f"{c['rps']:.0f} vs {h['rps']:.0f} (runs: {', '.join(map(str, r['check_16_rps']))} vs "
+            f"{', '.join(map(str, r['healthz_16_rps']))}) |"
+        )
     return "\n".join(rows) + f"\n\nCommand: `{command}`  \nMachine: {machine}\n"
 
 
@@ -514,8 +537,16 @@ def charts(results: list[dict[str, Any]], folder: Path, command: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     sizes = [r["gates"] for r in results]
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.plot(sizes, [r["check_16"]["rps"] for r in results], "o-", label="POST /gate/check/confirm-promotion")
-    ax.plot(sizes, [r["healthz_16"]["rps"] for r in results], "s--", label="GET /healthz (same process)")
+    for key, style, label in (
+        ("check", "o-", "POST /gate/check/confirm-promotion"),
+        ("healthz", "s--", "GET /healthz (same process)"),
+    ):
+        middle_rps = [r[f"{key}_16"]["rps"] for r in results]
+        spread = [
+            (m - min(r[f"{key}_16_rps"]), max(r[f"{key}_16_rps"]) - m) for m, r in zip(middle_rps, results, strict=True)
+        ]
+        yerr = [[lo for lo, _ in spread], [hi for _, hi in spread]]
+        ax.errorbar(sizes, middle_rps, yerr=yerr, fmt=style, capsize=3, label=f"{label}: median, range of runs")
     ax.set(xscale="log", xlabel="gate files in the repo", ylabel="answers per second", ylim=(0, None))
     ax.set_title("Check throughput against repo size (16 connections)", fontsize=10)
     ax.legend(fontsize=8)
