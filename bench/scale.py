@@ -203,8 +203,7 @@ def repeated(
     run's rps and the errors of all runs."""
     rounds = [side_by_side(service, lua, conns, seconds) for _ in range(repeat)]
     for i, name in enumerate(("check", "healthz", "post")):
-        runs = sorted((r[i] for r in rounds), key=lambda run: run.rps)
-        result[f"{name}_{conns}"] = asdict(runs[(len(runs) - 1) // 2])
+        result[f"{name}_{conns}"] = asdict(middle([r[i] for r in rounds], by="rps"))
         result[f"{name}_{conns}_rps"] = [round(r[i].rps) for r in rounds]
         result[f"{name}_{conns}_errors"] = sum(r[i].errors for r in rounds)
 
@@ -253,9 +252,9 @@ def paced(service: Service, lua: dict[str, Path], seconds: float) -> Run:
     )
 
 
-def middle(runs: list[Run]) -> Run:
-    """The run with the median p99 (the lower middle one of an even count)."""
-    return sorted(runs, key=lambda r: r.p99_ms)[(len(runs) - 1) // 2]
+def middle(runs: list[Run], by: str = "p99_ms") -> Run:
+    """The run with the median `by` (the lower middle one of an even count)."""
+    return sorted(runs, key=lambda r: float(getattr(r, by)))[(len(runs) - 1) // 2]
 
 
 def one_file_commits(service: Service, repo: Repo, size: int, count: int, revision: int) -> list[dict[str, Any]]:
