@@ -446,13 +446,16 @@ def test_sigterm_during_a_first_build_waits_for_it_so_the_next_start_parses_noth
     approvals.land("6,000 gates", keys.alice)
     state = tmp_path / "state"
     svc = Service(serve_args(approvals, keys, state), tmp_path / "run")
-    svc.start(ready=False)  # answering /healthz: the first fetch or build is under way
-    assert svc.proc is not None
-    assert requests.get(svc.url + "/readyz", timeout=5).status_code == 503, "ready too soon to test this"
-    stopping = time.monotonic()
-    svc.proc.send_signal(signal.SIGTERM)
-    assert svc.proc.wait(timeout=30) == 0
-    assert time.monotonic() - stopping < 20  # serve.SHUTDOWN_WAIT, with room for a slow machine
+    try:
+        svc.start(ready=False)  # answering /healthz: the first fetch or build is under way
+        assert svc.proc is not None
+        assert requests.get(svc.url + "/readyz", timeout=5).status_code == 503, "ready too soon to test this"
+        stopping = time.monotonic()
+        svc.proc.send_signal(signal.SIGTERM)
+        assert svc.proc.wait(timeout=30) == 0
+        assert time.monotonic() - stopping < 20  # serve.SHUTDOWN_WAIT, with room for a slow machine
+    finally:
+        svc.stop(kill=True)  # only if a check above failed: it has exited otherwise
     log = svc.log.read_text()
     assert "gitgate stopped" in log and "Traceback" not in log, log
     assert "read 6000 gate files" in log, log  # the build it was stopped in finished
