@@ -427,8 +427,7 @@ class Mirror:
         found, other = self._cat_file(oids, kind="blob", limit=limit)
         if other:  # a tree lists only objects that are there: the clone is damaged
             oid, header = next(iter(other.items()))
-            cmd = ("git", "--git-dir", str(self.git_dir), "cat-file", "--batch")
-            raise GitError(cmd, -1, b"", f"object {oid} is not a blob: {header}".encode())
+            raise GitError(self._cat_file_command(), -1, b"", f"object {oid} is not a blob: {header}".encode())
         return found
 
     def commit_objects(self, commits: Iterable[str], *, limit: int) -> dict[str, bytes]:
@@ -437,6 +436,9 @@ class Mirror:
         `limit` bytes are left out."""
         found, _ = self._cat_file(commits, kind="commit", limit=limit)
         return {oid: data for oid, data in found.items() if data is not None}
+
+    def _cat_file_command(self) -> tuple[str, ...]:
+        return ("git", "--git-dir", str(self.git_dir), "cat-file", "--batch")
 
     def _cat_file(
         self, oids: Iterable[str], *, kind: str, limit: int
@@ -447,7 +449,7 @@ class Mirror:
         wanted = list(dict.fromkeys(oids))
         if not wanted:
             return {}, {}
-        cmd = ("git", "--git-dir", str(self.git_dir), "cat-file", "--batch")
+        cmd = self._cat_file_command()
         with subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(self._env)
         ) as proc:
